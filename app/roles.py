@@ -1,0 +1,177 @@
+"""What each role runs (``ROLE``, README "Scaling out").
+
+- ``all``: the order service in process, owning every book (shard 0 of 1).
+- ``matcher``: the order service for one shard, fed by that shard's Redis stream, once it
+  holds the shard's lease; its journal checks the lease's fencing token on every commit.
+- ``gateway``: no books; orders go to the matchers over Redis Streams.
+
+Routes see the same ``OrderRouter``/``MarketData`` either way.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from app.background import BackgroundTasks
+from app.metrics import Metrics
+from app.services.cluster.gateway import ReplyListener, StreamRouter
+from app.services.cluster.lease import ShardLease
+from app.services.cluster.matcher import Matcher
+from app.services.orders.journal import JournalUnit, JournalWriter
+from app.services.orders.market import MarketDataService
+from app.services.orders.reads import OrderReads
+from app.services.orders.risk import CircuitBreaker, RiskChecker, RiskLimits
+from app.services.orders.router import MarketData, OrderRouter
+from app.services.orders.service import OrderService
+from app.services.orders.shard import Shard
+from app.services.registry import InstrumentRegistry
+from app.settings import Role, Settings
+from app.store.database import Database
+from app.store.fences import StaleFence, check_fence, install_fence, stored_fence
+from app.store.redis import RedisStore
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class Trading:
+    router: OrderRouter
+    market: MarketData
+    reads: OrderReads
+    engine: OrderService | None  # the local books (None on a gateway)
+    journal: JournalWriter | None
+
+    def ready(self) -> bool:
+        return self.engine is None or self.engine.ready
+
+
+def instance_id(settings: Settings) -> str:
+    return settings.cluster.instance_id or f"{socket.gethostname()}-{os.getpid()}"
+
+
+def build_order_service(
+    settings: Settings,
+    *,
+    database: Database,
+    registry: InstrumentRegistry,
+    metrics: Metrics,
+    shard: Shard,
+) -> OrderService:
+    limits = settings.orders
+    journal = JournalWriter(database=database, metrics=metrics)
+    window_ns = int(limits.breaker_window_seconds * 1e9)
+    orders = OrderService(
+        database=database,
+        registry=registry,
+        journal=journal,
+        metrics=metrics,
+        risk=RiskChecker(
+            RiskLimits(
+                max_order_quantity=limits.max_order_quantity,
+                max_notional=limits.max_notional,
+                max_open_orders=limits.max_open_orders,
+                price_band_percent=limits.price_band_percent,
+                breaker_percent=limits.breaker_percent,
+                breaker_window_ns=window_ns,
+            )
+        ),
+        breaker=CircuitBreaker(percent=limits.breaker_percent, window_ns=window_ns),
+        max_batch_orders=limits.max_batch_orders,
+        shard=shard,
+    )
+    journal.set_failure_handler(orders.on_journal_failure)
+    return orders
+
+
+async def start_trading(
+    settings: Settings,
+    *,
+    database: Database,
+    redis: RedisStore,
+    registry: InstrumentRegistry,
+    metrics: Metrics,
+    background: BackgroundTasks,
+) -> Trading:
+    cluster = settings.cluster
+    reads = OrderReads(database=database, registry=registry)
+    if cluster.role is Role.GATEWAY:
+        replies = ReplyListener(redis, instance_id(settings))
+        background.start("gateway-replies", replies.run())
+        router = StreamRouter(
+            redis=redis,
+            database=database,
+            registry=registry,
+            replies=replies,
+            metrics=metrics,
+            shards=cluster.shards,
+            timeout=cluster.shard_timeout,
+            max_batch_orders=settings.orders.max_batch_orders,
+        )
+        return Trading(router=router, market=router, reads=reads, engine=None, journal=None)
+
+    shard = Shard(cluster.shard_id, cluster.shards) if cluster.role is Role.MATCHER else Shard()
+    orders = build_order_service(
+        settings, database=database, registry=registry, metrics=metrics, shard=shard
+    )
+    market = MarketDataService(orders=orders, registry=registry, database=database)
+    if cluster.role is Role.ALL:
+        await orders.start()
+        background.start("journal-writer", orders.journal.run())
+        return Trading(
+            router=orders, market=market, reads=reads, engine=orders, journal=orders.journal
+        )
+
+    lease = ShardLease(
+        redis=redis, shard=shard.shard_id, holder=instance_id(settings), ttl=cluster.lease_seconds
+    )
+    matcher = Matcher(redis=redis, orders=orders, market=market)
+    background.start("matcher", _run_matcher(lease, matcher, orders, database, background))
+    return Trading(router=orders, market=market, reads=reads, engine=orders, journal=orders.journal)
+
+
+async def _run_matcher(
+    lease: ShardLease,
+    matcher: Matcher,
+    orders: OrderService,
+    database: Database,
+    background: BackgroundTasks,
+) -> None:
+    """Standby until the shard's lease is ours; then rebuild the books and consume."""
+    shard = orders.shard.shard_id
+    token = await lease.acquire()
+    try:
+        await install_fence(database, shard, token, lease.holder)
+    except StaleFence:
+        # We hold the lease, so a larger stored token can only mean Redis lost its counter.
+        token = await lease.advance_fence(await stored_fence(database, shard))
+        await install_fence(database, shard, token, lease.holder)
+        log.warning("fencing counter was behind PostgreSQL; advanced to %s", token)
+
+    async def fence(conn: AsyncConnection, _units: list[JournalUnit]) -> None:
+        await check_fence(conn, shard, token)
+
+    orders.journal.add_transaction_hook(fence)
+    await orders.start()
+    background.start("journal-writer", orders.journal.run())
+    background.start("shard-lease", lease.keep(_lease_lost(orders)))
+    log.info("matcher serving shard %s of %s", shard, orders.shard.shards)
+    await matcher.run()
+
+
+def _lease_lost(orders: OrderService) -> Callable[[], None]:
+    def lost() -> None:
+        # Another matcher may own the shard now: take no more orders, and exit so the
+        # orchestrator restarts this process as a standby.
+        orders.journal.available = False
+        orders.ready = False
+        log.error("shard lease lost; stopping this matcher")
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    return lost

@@ -1,0 +1,1 @@
+"""Scale-out: gateways forward orders to sharded matchers over Redis Streams."""

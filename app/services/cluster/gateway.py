@@ -1,0 +1,397 @@
+"""The gateway role: validates, splits each batch by shard, forwards over Redis Streams.
+
+A gateway holds no book. It checks what it can alone (shape, instrument, tick and lot
+grid), sends each shard its part of the batch (``XADD orders:{shard}``), waits for the
+replies on its own stream and merges the results back into request order. A shard that does
+not answer within ``SHARD_TIMEOUT_SECONDS`` leaves its orders with status ``unknown`` and
+code ``SHARD_TIMEOUT``: they may or may not have been placed, and the client finds out by
+``client_order_id`` (``GET /orders``), or by resubmitting the batch, which places nothing
+twice. Cancels and amends go to the shard of the order's instrument (read from the journal).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import secrets
+import time
+import uuid
+from typing import Any
+
+import orjson
+from sqlalchemy import insert
+
+from app.errors import AppError, BadRequest, ServiceUnavailable, ValidationFailed
+from app.metrics import Metrics
+from app.services.cluster import protocol
+from app.services.cluster.protocol import RemoteError
+from app.services.instrument import Instrument
+from app.services.orders import queries
+from app.services.orders.errors import OrderNotFound, OrderRejectedError
+from app.services.orders.idempotency import IdempotencyGuard
+from app.services.orders.render import render_reject
+from app.services.orders.requests import OrderInvalid, parse_batch, parse_order
+from app.services.orders.service import Registry
+from app.services.orders.shard import shard_of
+from app.store.database import Database
+from app.store.journal import batches
+from app.store.redis import RedisStore
+
+log = logging.getLogger(__name__)
+
+
+class ShardUnavailable(ServiceUnavailable):
+    code = "SHARD_UNAVAILABLE"
+    message = "the matchers cannot be reached; nothing was placed"
+
+
+class ShardTimeout(ServiceUnavailable):
+    code = "SHARD_TIMEOUT"
+    message = "the matcher did not answer in time; the outcome is unknown"
+
+
+class ReplyListener:
+    """Reads this gateway's reply stream and hands each reply to the request waiting on it."""
+
+    def __init__(self, redis: RedisStore, gateway_id: str) -> None:
+        self._redis = redis
+        self.key = redis.key("replies", gateway_id)
+        self._waiting: dict[str, asyncio.Future[dict[str, Any]]] = {}
+
+    def expect(self, command_id: str) -> asyncio.Future[dict[str, Any]]:
+        future = asyncio.get_running_loop().create_future()
+        self._waiting[command_id] = future
+        return future
+
+    def forget(self, command_id: str) -> None:
+        self._waiting.pop(command_id, None)
+
+    async def run(self) -> None:
+        last = "$"
+        while True:
+            try:
+                response: Any = await self._redis.client.xread(
+                    {self.key: last}, count=1000, block=1000
+                )
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("reply stream read failed: %s; retrying", type(exc).__name__)
+                await asyncio.sleep(0.5)
+                continue
+            for _stream, entries in response or ():
+                for entry_id, fields in entries:
+                    last = entry_id
+                    reply = protocol.decode(fields)
+                    future = self._waiting.pop(reply["id"], None)
+                    if future is not None and not future.done():
+                        future.set_result(reply)
+
+    async def close(self) -> None:
+        try:
+            await self._redis.client.delete(self.key)
+        except Exception:
+            log.warning("could not delete the reply stream %s", self.key)
+
+
+class StreamRouter:
+    """``OrderRouter`` over Redis Streams (``ROLE=gateway``)."""
+
+    def __init__(
+        self,
+        *,
+        redis: RedisStore,
+        database: Database,
+        registry: Registry,
+        replies: ReplyListener,
+        metrics: Metrics,
+        shards: int,
+        timeout: float,
+        max_batch_orders: int,
+    ) -> None:
+        self._redis = redis
+        self._database = database
+        self._registry = registry
+        self._replies = replies
+        self._metrics = metrics
+        self.shards = shards
+        self._timeout = timeout
+        self.max_batch_orders = max_batch_orders
+        self._idempotency = IdempotencyGuard(database)
+
+    # --- the stream hop ------------------------------------------------------------------------
+
+    async def _send(self, shard: int, command: dict[str, Any]) -> asyncio.Future[dict[str, Any]]:
+        command["id"] = command.get("id") or uuid.uuid4().hex
+        command["reply_to"] = self._replies.key
+        future = self._replies.expect(command["id"])
+        try:
+            await self._redis.client.xadd(
+                self._redis.key("orders", shard), protocol.encode(command)
+            )
+        except Exception as exc:
+            self._replies.forget(command["id"])
+            raise ShardUnavailable() from exc
+        return future
+
+    async def _wait(
+        self, command_id: str, future: asyncio.Future[dict[str, Any]]
+    ) -> dict[str, Any] | None:
+        try:
+            return await asyncio.wait_for(future, self._timeout)
+        except TimeoutError:
+            self._replies.forget(command_id)
+            return None
+
+    async def _call(self, shard: int, command: dict[str, Any]) -> Any:
+        future = await self._send(shard, command)
+        reply = await self._wait(command["id"], future)
+        if reply is None:
+            raise ShardTimeout()
+        if "error" in reply:
+            raise RemoteError(reply["error"])
+        return reply["result"]
+
+    def _shard(self, instrument: Instrument) -> int:
+        return shard_of(instrument.instrument_token, self.shards)
+
+    # --- batches -------------------------------------------------------------------------------
+
+    async def place_batch(
+        self, account: str, body: bytes, *, idempotency_key: str | None = None
+    ) -> dict[str, Any]:
+        items, atomic = parse_batch(body, self.max_batch_orders)
+        request_hash = hashlib.sha256(body).hexdigest() if idempotency_key else None
+        if idempotency_key is None:
+            return await self._place(account, items, atomic, None, None)
+        self._idempotency.claim(account, idempotency_key)
+        try:
+            stored = await self._idempotency.replay(account, idempotency_key, request_hash)
+            if stored is not None:
+                return stored
+            return await self._place(account, items, atomic, idempotency_key, request_hash)
+        finally:
+            self._idempotency.release(account, idempotency_key)
+
+    async def _place(
+        self,
+        account: str,
+        items: list[Any],
+        atomic: bool,
+        idempotency_key: str | None,
+        request_hash: str | None,
+    ) -> dict[str, Any]:
+        started = time.perf_counter()
+        batch_id = secrets.token_hex(12)
+        results: list[dict[str, Any] | None] = [None] * len(items)
+        parts: dict[int, tuple[list[Any], list[int]]] = {}
+        snapshot = self._registry.snapshot
+        for index, item in enumerate(items):
+            try:
+                request = parse_order(item)
+                instrument = snapshot.resolve(request.symbol)
+                instrument.quantity_to_lots(request.quantity)
+                for price in (request.price, request.trigger_price):
+                    if price is not None:
+                        instrument.price_to_ticks(price)
+            except (OrderInvalid, AppError) as exc:
+                cid = item.get("client_order_id") if isinstance(item, dict) else None
+                results[index] = render_reject(
+                    index, cid if isinstance(cid, str) else None, exc.code, _message(exc)
+                )
+                continue
+            orders, indices = parts.setdefault(self._shard(instrument), ([], []))
+            orders.append(item)
+            indices.append(index)
+        if atomic and any(r is not None for r in results):
+            for shard_orders, indices in parts.values():
+                for item, index in zip(shard_orders, indices, strict=True):
+                    results[index] = render_reject(
+                        index,
+                        item.get("client_order_id"),
+                        "BATCH_ABORTED",
+                        "not placed: another order of this atomic batch was rejected",
+                    )
+            parts = {}
+        if atomic and len(parts) > 1:
+            raise ValidationFailed(
+                "an atomic batch must stay within one matcher shard", code="ATOMIC_SPANS_SHARDS"
+            )
+        sent: list[tuple[dict[str, Any], list[int], asyncio.Future[dict[str, Any]]]] = []
+        for shard, (shard_orders, indices) in parts.items():
+            command: dict[str, Any] = {
+                "kind": "batch",
+                "account": account,
+                "batch_id": batch_id,
+                "orders": shard_orders,
+                "indices": indices,
+                "atomic": atomic,
+            }
+            try:
+                future = await self._send(shard, command)
+            except ShardUnavailable:
+                if not sent:
+                    raise  # nothing was sent: nothing was placed, the whole batch is 503
+                # Earlier parts are on their way: answer them, and refuse this part alone.
+                for item, index in zip(shard_orders, indices, strict=True):
+                    results[index] = render_reject(
+                        index,
+                        item.get("client_order_id"),
+                        ShardUnavailable.code,
+                        "this part of the batch could not reach its matcher; not placed",
+                    )
+                continue
+            sent.append((command, indices, future))
+        for command, indices, future in sent:
+            reply = await self._wait(command["id"], future)
+            for result in self._part_results(reply, command, indices):
+                results[result["index"]] = result
+        final = [r for r in results if r is not None]
+        accepted = sum(1 for r in final if r["status"] not in ("rejected", "unknown"))
+        unknown = sum(1 for r in final if r["status"] == "unknown")
+        response = {
+            "batch_id": batch_id,
+            "accepted": accepted,
+            "rejected": len(final) - accepted - unknown,
+            "unknown": unknown,
+            "results": final,
+        }
+        await self._store(account, response, idempotency_key, request_hash)
+        self._metrics.batch_size.observe(len(items))
+        self._metrics.order_ack_seconds.observe(time.perf_counter() - started)
+        return response
+
+    @staticmethod
+    def _part_results(
+        reply: dict[str, Any] | None, command: dict[str, Any], indices: list[int]
+    ) -> list[dict[str, Any]]:
+        if reply is not None and "result" in reply:
+            results: list[dict[str, Any]] = reply["result"]["results"]
+            return results
+        if reply is None:
+            code, message, status = "SHARD_TIMEOUT", ShardTimeout.message, "unknown"
+        else:
+            code, message, status = reply["error"]["code"], reply["error"]["message"], "rejected"
+        out = []
+        for item, index in zip(command["orders"], indices, strict=True):
+            result = render_reject(index, item.get("client_order_id"), code, message)
+            result["status"] = status
+            out.append(result)
+        return out
+
+    async def _store(
+        self,
+        account: str,
+        response: dict[str, Any],
+        idempotency_key: str | None,
+        request_hash: str | None,
+    ) -> None:
+        """The merged response, for ``GET /advanced/batch-orders`` and Idempotency-Key replays
+        (each shard's part is journaled by its matcher)."""
+        row = {
+            "batch_id": response["batch_id"],
+            "account": account,
+            "created_ns": time.time_ns(),
+            "idempotency_key": idempotency_key,
+            "request_hash": request_hash,
+            "accepted": response["accepted"],
+            "rejected": response["rejected"],
+            "response": orjson.dumps(response).decode(),
+        }
+        try:
+            async with self._database.engine.begin() as conn:
+                await conn.execute(insert(batches), [row])
+        except Exception:  # the orders are journaled by the matchers; this is a convenience copy
+            log.exception("could not store the merged batch %s", response["batch_id"])
+
+    async def place_order(self, account: str, body: bytes) -> dict[str, Any]:
+        try:
+            item = orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            raise BadRequest("request body is not valid JSON", code="INVALID_JSON") from exc
+        response = await self.place_batch(account, orjson.dumps({"orders": [item]}))
+        result: dict[str, Any] = response["results"][0]
+        result.pop("index", None)
+        if result["status"] == "rejected":
+            error = result["error"]
+            raise OrderRejectedError(error["message"], code=error["code"], details=result)
+        if result["status"] == "unknown":
+            raise ShardTimeout(details=result)
+        return result
+
+    # --- one order -----------------------------------------------------------------------------
+
+    async def _order_shard(self, account: str, order_id: int) -> int:
+        record = await queries.order_record(self._database, account, order_id)
+        if record is None:
+            raise OrderNotFound()
+        return shard_of(record.instrument_token, self.shards)
+
+    async def cancel_order(self, account: str, order_id: int) -> dict[str, Any]:
+        shard = await self._order_shard(account, order_id)
+        command = {"kind": "cancel", "account": account, "order_id": order_id}
+        result: dict[str, Any] = await self._call(shard, command)
+        return result
+
+    async def amend_order(
+        self, account: str, order_id: int, *, quantity: str | None, price: str | None
+    ) -> dict[str, Any]:
+        shard = await self._order_shard(account, order_id)
+        command = {
+            "kind": "amend",
+            "account": account,
+            "order_id": order_id,
+            "quantity": quantity,
+            "price": price,
+        }
+        result: dict[str, Any] = await self._call(shard, command)
+        return result
+
+    async def cancel_all(self, account: str, symbol: str | None = None) -> dict[str, Any]:
+        if symbol is not None:
+            shards = [self._shard(self._registry.snapshot.lookup(symbol))]
+        else:
+            shards = list(range(self.shards))
+        replies = await asyncio.gather(
+            *(
+                self._call(shard, {"kind": "cancel_all", "account": account, "symbol": symbol})
+                for shard in shards
+            )
+        )
+        items = [item for reply in replies for item in reply["items"]]
+        return {"cancelled": len(items), "items": items}
+
+    async def set_halted(self, instrument_token: int, halted: bool) -> Instrument:
+        instrument = self._registry.snapshot.instrument(instrument_token)
+        command = {"kind": "halt", "instrument_token": instrument_token, "halted": halted}
+        await self._call(self._shard(instrument), command)
+        status = "halted" if halted else "active"
+        # The matcher stored the status; this gateway's snapshot follows without a reload.
+        return await self._registry.set_status(instrument_token, status)  # type: ignore[arg-type]
+
+    # --- market data (books live in the matchers) ----------------------------------------------
+
+    async def order_book(self, symbol: str, depth: int) -> dict[str, Any]:
+        instrument = self._registry.snapshot.lookup(symbol)
+        command = {"kind": "book", "symbol": instrument.symbol, "depth": depth}
+        result: dict[str, Any] = await self._call(self._shard(instrument), command)
+        return result
+
+    async def stats(self, symbol: str) -> dict[str, Any]:
+        instrument = self._registry.snapshot.lookup(symbol)
+        result: dict[str, Any] = await self._call(
+            self._shard(instrument), {"kind": "stats", "symbol": instrument.symbol}
+        )
+        return result
+
+    async def trades(self, symbol: str, limit: int) -> dict[str, Any]:
+        from app.services.orders.market import render_trades
+
+        instrument = self._registry.snapshot.lookup(symbol)
+        rows = await queries.recent_trades(self._database, instrument.instrument_token, limit)
+        return render_trades(instrument, rows)
+
+
+def _message(exc: Exception) -> str:
+    return getattr(exc, "message", None) or str(exc) or type(exc).__name__

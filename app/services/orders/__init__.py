@@ -1,0 +1,1 @@
+"""Order routing: request parsing, risk checks, the books, the journal and the results."""

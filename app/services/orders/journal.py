@@ -1,0 +1,201 @@
+"""The journal writer: group commit of order state, trades and batches.
+
+Durable before visible: a request applies its commands to the books, hands the resulting rows
+to ``enqueue`` *in the same synchronous step* (so the queue is in book order), and awaits the
+returned future; the writer drains everything queued into one transaction, resolves the
+futures, then tells the listeners (ticks, order streams). A request therefore answers only
+after its rows are committed, and one transaction carries many concurrent requests.
+
+If a transaction fails, that group and everything queued behind it (computed on top of it)
+fail with ``JournalUnavailable``; the journal stays unavailable (new orders are refused before
+they touch a book) until the owner has rebuilt the books from what was committed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from app.engine import TopOfBookChanged, Trade
+from app.errors import ServiceUnavailable
+from app.metrics import Metrics
+from app.store.database import Database
+from app.store.journal import batches, write_rows
+
+log = logging.getLogger(__name__)
+
+
+class JournalUnavailable(ServiceUnavailable):
+    code = "JOURNAL_UNAVAILABLE"
+    message = "the order journal is unavailable; nothing was changed, retry later"
+
+
+@dataclass(slots=True, eq=False)
+class JournalUnit:
+    """What one request changed: rows to write and events to release after the commit."""
+
+    orders: list[dict[str, Any]] = field(default_factory=list)
+    trades: list[tuple[int, Trade]] = field(default_factory=list)
+    tops: dict[int, TopOfBookChanged] = field(default_factory=dict)
+    batch: dict[str, Any] | None = None
+    created: set[int] = field(default_factory=set)  # orders this unit placed
+    future: asyncio.Future[None] | None = None
+
+    @property
+    def instruments(self) -> set[int]:
+        tokens = {row["instrument_token"] for row in self.orders}
+        tokens.update(token for token, _ in self.trades)
+        return tokens
+
+
+TransactionHook = Callable[[AsyncConnection, list[JournalUnit]], Awaitable[None]]
+Listener = Callable[[list[JournalUnit]], None]
+
+
+def trade_row(instrument_token: int, trade: Trade) -> dict[str, Any]:
+    return {
+        "trade_id": trade.seq,
+        "executed_at": datetime.fromtimestamp(trade.timestamp / 1e9, UTC),
+        "ts_ns": trade.timestamp,
+        "instrument_token": instrument_token,
+        "price": trade.price,
+        "quantity": trade.quantity,
+        "maker_order_id": trade.maker_order_id,
+        "taker_order_id": trade.taker_order_id,
+        "maker_account": trade.maker_account,
+        "taker_account": trade.taker_account,
+        "taker_side": trade.taker_side.value,
+    }
+
+
+class JournalWriter:
+    def __init__(
+        self,
+        *,
+        database: Database,
+        metrics: Metrics,
+        max_group: int = 512,
+    ) -> None:
+        self._database = database
+        self._metrics = metrics
+        self._max_group = max_group
+        self._queue: list[JournalUnit] = []
+        self._wakeup = asyncio.Event()
+        self._hooks: list[TransactionHook] = []
+        self._listeners: list[Listener] = []
+        self._on_failure: Callable[[], None] | None = None
+        self.available = True
+        self.last_error: str | None = None
+
+    def set_failure_handler(self, handler: Callable[[], None]) -> None:
+        """Called once a commit failed, to rebuild state from what the journal holds."""
+        self._on_failure = handler
+
+    def health(self) -> dict[str, Any]:
+        return {
+            "status": "ok" if self.available else "unavailable",
+            "backlog": len(self._queue),
+            "last_error": self.last_error,
+        }
+
+    def add_transaction_hook(self, hook: TransactionHook) -> None:
+        """Called inside each commit's transaction (e.g. the webhook outbox)."""
+        self._hooks.append(hook)
+
+    def add_listener(self, listener: Listener) -> None:
+        """Called after each commit with the committed units (ticks, order streams)."""
+        self._listeners.append(listener)
+
+    @property
+    def backlog(self) -> int:
+        return len(self._queue)
+
+    def check_available(self) -> None:
+        if not self.available:
+            raise JournalUnavailable()
+
+    def enqueue(self, unit: JournalUnit) -> asyncio.Future[None]:
+        """Queue ``unit`` (synchronously, right after the books changed); await the result."""
+        self.check_available()
+        unit.future = asyncio.get_running_loop().create_future()
+        self._queue.append(unit)
+        self._wakeup.set()
+        return unit.future
+
+    async def run(self) -> None:
+        while True:
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            while self._queue:
+                group = self._queue[: self._max_group]
+                del self._queue[: self._max_group]
+                await self._commit(group)
+
+    async def flush(self) -> None:
+        """Wait until everything queued so far is committed (or failed)."""
+        pending = [unit.future for unit in self._queue if unit.future is not None]
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)
+
+    async def _commit(self, group: list[JournalUnit]) -> None:
+        started = time.perf_counter()
+        try:
+            await self._write(group)
+        except Exception as exc:  # the database failed: nothing of this group is visible
+            failed = group + self._queue
+            self._queue.clear()
+            self.available = False
+            self.last_error = (
+                f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+            )
+            log.error("journal commit failed; refusing orders until recovered: %s", self.last_error)
+            self._metrics.journal_failures.inc()
+            for unit in failed:
+                _resolve(unit, JournalUnavailable())
+            if self._on_failure is not None:
+                self._on_failure()
+            return
+        self._metrics.journal_commit_seconds.observe(time.perf_counter() - started)
+        self._metrics.journal_group_size.observe(len(group))
+        for unit in group:
+            _resolve(unit, None)
+        for listener in self._listeners:
+            try:
+                listener(group)
+            except Exception:  # a listener's bug must not stop the journal
+                log.exception("journal listener failed")
+
+    async def _write(self, group: list[JournalUnit]) -> None:
+        order_rows: dict[int, dict[str, Any]] = {}
+        trade_rows: list[dict[str, Any]] = []
+        batch_rows: list[dict[str, Any]] = []
+        for unit in group:
+            for row in unit.orders:
+                order_rows[row["order_id"]] = row  # the latest state of an order wins
+            trade_rows.extend(trade_row(token, trade) for token, trade in unit.trades)
+            if unit.batch is not None:
+                batch_rows.append(unit.batch)
+        async with self._database.engine.begin() as conn:
+            await write_rows(conn, order_rows=list(order_rows.values()), trade_rows=trade_rows)
+            if batch_rows:
+                await conn.execute(insert(batches), batch_rows)
+            for hook in self._hooks:
+                await hook(conn, group)
+
+
+def _resolve(unit: JournalUnit, error: Exception | None) -> None:
+    future = unit.future
+    if future is None or future.done():  # the waiting request may have gone away
+        return
+    if error is None:
+        future.set_result(None)
+    else:
+        future.set_exception(error)

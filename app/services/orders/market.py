@@ -1,0 +1,93 @@
+"""Market data reads: the book (depth), its statistics and the recent trades."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from app.services.instrument import Instrument
+from app.services.orders import queries
+from app.services.orders.service import OrderService, Registry
+from app.store.database import Database
+
+
+class MarketDataService:
+    def __init__(self, *, orders: OrderService, registry: Registry, database: Database) -> None:
+        self._orders = orders
+        self._registry = registry
+        self._database = database
+
+    def _instrument(self, symbol: str) -> Instrument:
+        return self._registry.snapshot.lookup(symbol)
+
+    async def order_book(self, symbol: str, depth: int) -> dict[str, Any]:
+        instrument = self._instrument(symbol)
+        token = instrument.instrument_token
+        book = self._orders.books.get(token)
+        price, qty = instrument.ticks_to_price, instrument.lots_to_quantity
+        levels = book.depth(depth) if book is not None else None
+        return {
+            "symbol": instrument.symbol,
+            "instrument_token": token,
+            "seq": self._orders.book_seq.get(token, 0),
+            "bids": [
+                {"price": price(lv.price), "quantity": qty(lv.quantity), "orders": lv.orders}
+                for lv in (levels.bids if levels else [])
+            ],
+            "asks": [
+                {"price": price(lv.price), "quantity": qty(lv.quantity), "orders": lv.orders}
+                for lv in (levels.asks if levels else [])
+            ],
+        }
+
+    async def stats(self, symbol: str) -> dict[str, Any]:
+        instrument = self._instrument(symbol)
+        token = instrument.instrument_token
+        book = self._orders.books.get(token)
+        price, qty = instrument.ticks_to_price, instrument.lots_to_quantity
+        stats = book.stats() if book is not None else None
+        best_bid = book.best_bid() if book is not None else None
+        best_ask = book.best_ask() if book is not None else None
+        last = stats.last_price if stats is not None else None
+        return {
+            "symbol": instrument.symbol,
+            "instrument_token": token,
+            "status": "halted" if self._orders.is_halted(token) else instrument.status.value,
+            "seq": self._orders.book_seq.get(token, 0),
+            "orders": stats.orders if stats else 0,
+            "pending_stops": stats.pending_stops if stats else 0,
+            "bid_levels": stats.bid_levels if stats else 0,
+            "ask_levels": stats.ask_levels if stats else 0,
+            "bid_quantity": qty(stats.bid_quantity if stats else 0),
+            "ask_quantity": qty(stats.ask_quantity if stats else 0),
+            "best_bid": price(best_bid[0]) if best_bid else None,
+            "best_ask": price(best_ask[0]) if best_ask else None,
+            "volume": qty(stats.traded_volume if stats else 0),
+            "trade_count": stats.trade_count if stats else 0,
+            "last_price": price(last) if last is not None else None,
+            # Canonical hash of the resting book: equal on replicas and after a rebuild.
+            "book_hash": book.state_hash() if book is not None else None,
+        }
+
+    async def trades(self, symbol: str, limit: int) -> dict[str, Any]:
+        instrument = self._instrument(symbol)
+        rows = await queries.recent_trades(self._database, instrument.instrument_token, limit)
+        return render_trades(instrument, rows)
+
+
+def render_trades(instrument: Instrument, rows: list[Any]) -> dict[str, Any]:
+    price, qty = instrument.ticks_to_price, instrument.lots_to_quantity
+    return {
+        "symbol": instrument.symbol,
+        "items": [
+            {
+                "trade_id": str(row.trade_id),
+                "price": price(row.price),
+                "quantity": qty(row.quantity),
+                "taker_side": row.taker_side,
+                "executed_at": row.executed_at.isoformat(),
+                "ts_ns": row.ts_ns,
+            }
+            for row in rows
+        ],
+        "next_cursor": None,
+    }

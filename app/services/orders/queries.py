@@ -1,0 +1,198 @@
+"""Reads of the journal: orders with their fills, batches, recent trades.
+
+Everything here reads committed rows only, so what a client reads back is what survives a
+crash. Lists use keyset pagination with an opaque cursor.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterable
+from typing import Any
+
+import orjson
+from sqlalchemy import and_, or_, select
+
+from app.errors import ValidationFailed
+from app.services.orders.records import Fill, OrderRecord
+from app.store.database import Database
+from app.store.journal import batches, orders, trades
+
+
+def encode_cursor(*values: object) -> str:
+    return base64.urlsafe_b64encode(orjson.dumps(values)).decode().rstrip("=")
+
+
+_INT64 = range(-(2**63), 2**63)
+_MAX_CURSOR_TEXT = 200
+
+
+def decode_cursor(cursor: str, arity: int) -> list[Any]:
+    """A keyset cursor: ``arity`` values, a BIGINT key first, then string tie-breakers.
+
+    The shape is checked here, so that a forged cursor is a 422 ``INVALID_CURSOR`` rather
+    than a database error (a string compared with a BIGINT column, an integer past 2**63).
+    """
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        values = orjson.loads(base64.urlsafe_b64decode(padded.encode()))
+    except (ValueError, orjson.JSONDecodeError) as exc:
+        raise ValidationFailed("invalid cursor", code="INVALID_CURSOR") from exc
+    if (
+        not isinstance(values, list)
+        or len(values) != arity
+        or type(values[0]) is not int
+        or values[0] not in _INT64
+        or not all(isinstance(v, str) and len(v) <= _MAX_CURSOR_TEXT for v in values[1:])
+    ):
+        raise ValidationFailed("invalid cursor", code="INVALID_CURSOR")
+    return values
+
+
+async def batch_by_idempotency_key(
+    database: Database, account: str, key: str
+) -> tuple[str | None, dict[str, Any]] | None:
+    async with database.engine.connect() as conn:
+        row = (
+            await conn.execute(
+                select(batches.c.request_hash, batches.c.response).where(
+                    batches.c.account == account, batches.c.idempotency_key == key
+                )
+            )
+        ).first()
+    if row is None:
+        return None
+    return row.request_hash, orjson.loads(row.response)
+
+
+async def _fills(conn: Any, order_ids: list[int]) -> dict[int, list[Fill]]:
+    found: dict[int, list[Fill]] = {order_id: [] for order_id in order_ids}
+    if not order_ids:
+        return found
+    rows = await conn.execute(
+        select(trades)
+        .where(or_(trades.c.maker_order_id.in_(order_ids), trades.c.taker_order_id.in_(order_ids)))
+        .order_by(trades.c.trade_id)
+    )
+    for trade in rows:
+        for order_id, liquidity in (
+            (trade.maker_order_id, "maker"),
+            (trade.taker_order_id, "taker"),
+        ):
+            if order_id in found:
+                found[order_id].append(Fill(trade.trade_id, trade.price, trade.quantity, liquidity))
+    return found
+
+
+async def order_records(
+    database: Database, account: str, order_ids: Iterable[int]
+) -> dict[int, OrderRecord]:
+    """The account's orders with these ids, with their fills (others' orders are invisible)."""
+    ids = list(order_ids)
+    async with database.engine.connect() as conn:
+        rows = await conn.execute(
+            select(orders).where(orders.c.account == account, orders.c.order_id.in_(ids))
+        )
+        records = {row.order_id: OrderRecord.from_row(row) for row in rows}
+        fills = await _fills(conn, list(records))
+    for order_id, record in records.items():
+        record.fills = fills[order_id]
+    return records
+
+
+async def order_record(database: Database, account: str, order_id: int) -> OrderRecord | None:
+    return (await order_records(database, account, [order_id])).get(order_id)
+
+
+async def list_orders(
+    database: Database,
+    account: str,
+    *,
+    status: str | None,
+    instrument_token: int | None,
+    limit: int,
+    cursor: str | None,
+) -> tuple[list[OrderRecord], str | None]:
+    """Newest first."""
+    query = select(orders).where(orders.c.account == account)
+    if status is not None:
+        query = query.where(orders.c.status == status)
+    if instrument_token is not None:
+        query = query.where(orders.c.instrument_token == instrument_token)
+    if cursor is not None:
+        (before,) = decode_cursor(cursor, 1)
+        query = query.where(orders.c.order_id < before)
+    query = query.order_by(orders.c.order_id.desc()).limit(limit + 1)
+    async with database.engine.connect() as conn:
+        records = [OrderRecord.from_row(row) for row in await conn.execute(query)]
+        more = len(records) > limit
+        del records[limit:]
+        fills = await _fills(conn, [r.order_id for r in records if r.filled])
+    for record in records:
+        record.fills = fills.get(record.order_id, [])
+    next_cursor = encode_cursor(records[-1].order_id) if more and records else None
+    return records, next_cursor
+
+
+async def list_batches(
+    database: Database, account: str, *, limit: int, cursor: str | None
+) -> tuple[list[dict[str, Any]], str | None]:
+    query = select(
+        batches.c.batch_id, batches.c.created_ns, batches.c.accepted, batches.c.rejected
+    ).where(
+        batches.c.account == account,
+        # A matcher's share of a gateway batch is stored under its command id; the
+        # gateway's merged row is the one clients see.
+        or_(batches.c.idempotency_key.is_(None), ~batches.c.idempotency_key.startswith("cmd:")),
+    )
+    if cursor is not None:
+        created, batch_id = decode_cursor(cursor, 2)
+        query = query.where(
+            or_(
+                batches.c.created_ns < created,
+                and_(batches.c.created_ns == created, batches.c.batch_id < batch_id),
+            )
+        )
+    query = query.order_by(batches.c.created_ns.desc(), batches.c.batch_id.desc()).limit(limit + 1)
+    async with database.engine.connect() as conn:
+        rows = list(await conn.execute(query))
+    more = len(rows) > limit
+    del rows[limit:]
+    items = [
+        {
+            "batch_id": row.batch_id,
+            "created_ns": row.created_ns,
+            "accepted": row.accepted,
+            "rejected": row.rejected,
+        }
+        for row in rows
+    ]
+    next_cursor = encode_cursor(rows[-1].created_ns, rows[-1].batch_id) if more else None
+    return items, next_cursor
+
+
+async def batch(database: Database, account: str, batch_id: str) -> dict[str, Any] | None:
+    async with database.engine.connect() as conn:
+        row = (
+            await conn.execute(
+                select(batches.c.response, batches.c.created_ns).where(
+                    batches.c.account == account, batches.c.batch_id == batch_id
+                )
+            )
+        ).first()
+    if row is None:
+        return None
+    body: dict[str, Any] = orjson.loads(row.response)
+    body["created_ns"] = row.created_ns
+    return body
+
+
+async def recent_trades(database: Database, instrument_token: int, limit: int) -> list[Any]:
+    async with database.engine.connect() as conn:
+        rows = await conn.execute(
+            select(trades)
+            .where(trades.c.instrument_token == instrument_token)
+            .order_by(trades.c.trade_id.desc())
+            .limit(limit)
+        )
+        return list(rows)

@@ -1,0 +1,215 @@
+"""The service's record of an order, and how engine events move it.
+
+The engine forgets an order once it is done; the service keeps an ``OrderRecord`` for every
+live order (plus the ones touched by the request being processed), so each event can be
+turned into the order's new state, a journal row and the client's result.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+from app.engine import (
+    Event,
+    OrderAccepted,
+    OrderAmended,
+    OrderCancelled,
+    OrderExpired,
+    OrderFilled,
+    OrderRejected,
+    OrderType,
+    StopTriggered,
+    TopOfBookChanged,
+    Trade,
+)
+
+OPEN = "open"
+PARTIALLY_FILLED = "partially_filled"
+FILLED = "filled"
+CANCELLED = "cancelled"
+EXPIRED = "expired"
+REJECTED = "rejected"
+PENDING_TRIGGER = "pending_trigger"
+LIVE_STATUSES = frozenset({OPEN, PARTIALLY_FILLED, PENDING_TRIGGER})
+_STOPS = frozenset({OrderType.STOP.value, OrderType.STOP_LIMIT.value})
+
+
+@dataclass(slots=True)
+class Fill:
+    trade_id: int
+    price: int
+    quantity: int
+    liquidity: str  # "maker" | "taker"
+
+
+@dataclass(slots=True, eq=False)
+class OrderRecord:
+    order_id: int
+    account: str
+    client_order_id: str | None
+    batch_id: str | None
+    instrument_token: int
+    # Plain strings (the enums' values): cheap to copy into rows and responses.
+    side: str
+    order_type: str
+    time_in_force: str
+    post_only: bool
+    stp: str
+    price: int | None
+    trigger_price: int | None
+    quantity: int
+    filled: int = 0
+    remaining: int = 0
+    status: str = OPEN
+    priority: int | None = None
+    reason: str | None = None
+    created_ns: int = 0
+    updated_ns: int = 0
+    last_seq: int = 0
+    fills: list[Fill] = field(default_factory=list)
+
+    @property
+    def live(self) -> bool:
+        return self.status in LIVE_STATUSES
+
+    def to_row(self) -> dict[str, Any]:
+        return {
+            "order_id": self.order_id,
+            "account": self.account,
+            "client_order_id": self.client_order_id,
+            "batch_id": self.batch_id,
+            "instrument_token": self.instrument_token,
+            "side": self.side,
+            "order_type": self.order_type,
+            "time_in_force": self.time_in_force,
+            "post_only": self.post_only,
+            "stp": self.stp,
+            "price": self.price,
+            "trigger_price": self.trigger_price,
+            "quantity": self.quantity,
+            "filled": self.filled,
+            "remaining": self.remaining,
+            "status": self.status,
+            "priority": self.priority,
+            "reason": self.reason,
+            "created_ns": self.created_ns,
+            "updated_ns": self.updated_ns,
+            "last_seq": self.last_seq,
+        }
+
+    @classmethod
+    def from_row(cls, row: Any) -> OrderRecord:
+        return cls(
+            order_id=row.order_id,
+            account=row.account,
+            client_order_id=row.client_order_id,
+            batch_id=row.batch_id,
+            instrument_token=row.instrument_token,
+            side=row.side,
+            order_type=row.order_type,
+            time_in_force=row.time_in_force,
+            post_only=bool(row.post_only),
+            stp=row.stp,
+            price=row.price,
+            trigger_price=row.trigger_price,
+            quantity=row.quantity,
+            filled=row.filled,
+            remaining=row.remaining,
+            status=row.status,
+            priority=row.priority,
+            reason=row.reason,
+            created_ns=row.created_ns,
+            updated_ns=row.updated_ns,
+            last_seq=row.last_seq,
+        )
+
+
+_OrderEvent = (
+    OrderAccepted
+    | OrderRejected
+    | OrderFilled
+    | OrderCancelled
+    | OrderExpired
+    | StopTriggered
+    | OrderAmended
+)
+
+
+@dataclass(slots=True)
+class Applied:
+    """What a run of events changed: the orders touched, trades, the last top of book."""
+
+    touched: dict[int, OrderRecord] = field(default_factory=dict)
+    trades: list[Trade] = field(default_factory=list)
+    top: TopOfBookChanged | None = None
+    rejected: OrderRejected | None = None
+
+
+def apply_events(events: list[Event], records: dict[int, OrderRecord], applied: Applied) -> None:
+    """Move records by the engine's events (in order) and collect what changed.
+
+    Dispatches on the exact event type with ``is`` (the hot path: no isinstance chains).
+    """
+    touched = applied.touched
+    for event in events:
+        kind = type(event)
+        if kind is Trade:
+            trade = cast(Trade, event)
+            for order_id, remaining, liquidity in (
+                (trade.maker_order_id, trade.maker_remaining, "maker"),
+                (trade.taker_order_id, trade.taker_remaining, "taker"),
+            ):
+                party = records[order_id]
+                party.filled += trade.quantity
+                party.remaining = remaining
+                party.status = FILLED if remaining == 0 else PARTIALLY_FILLED
+                party.fills.append(Fill(trade.seq, trade.price, trade.quantity, liquidity))
+                party.last_seq = trade.seq
+                party.updated_ns = trade.timestamp
+                touched[order_id] = party
+            applied.trades.append(trade)
+            continue
+        if kind is TopOfBookChanged:
+            applied.top = cast(TopOfBookChanged, event)
+            continue
+        order_event = cast(_OrderEvent, event)
+        record = records.get(order_event.order_id)
+        if record is None:  # a refused cancel/amend of an order the service does not hold
+            if kind is OrderRejected:
+                applied.rejected = cast(OrderRejected, event)
+            continue
+        record.last_seq = order_event.seq
+        record.updated_ns = order_event.timestamp
+        touched[record.order_id] = record
+        if kind is OrderAccepted:
+            record.priority = cast(OrderAccepted, event).priority
+            record.status = PENDING_TRIGGER if record.order_type in _STOPS else OPEN
+        elif kind is OrderFilled:
+            record.remaining = 0
+            record.status = FILLED
+        elif kind is OrderCancelled:
+            record.remaining = 0
+            record.status = CANCELLED
+            record.reason = cast(OrderCancelled, event).reason
+        elif kind is OrderExpired:
+            record.remaining = 0
+            record.status = EXPIRED
+            record.reason = "DAY_EXPIRED"
+        elif kind is StopTriggered:
+            record.priority = cast(StopTriggered, event).priority
+            record.status = PARTIALLY_FILLED if record.filled else OPEN
+        elif kind is OrderAmended:
+            amended = cast(OrderAmended, event)
+            record.price = amended.price
+            record.remaining = amended.quantity
+            record.quantity = record.filled + amended.quantity
+            record.priority = amended.priority
+        elif kind is OrderRejected:
+            rejected = cast(OrderRejected, event)
+            applied.rejected = rejected
+            if record.status not in LIVE_STATUSES or record.priority is None:
+                # A new order the book refused; a refused cancel/amend leaves the order as is.
+                record.status = REJECTED
+                record.reason = rejected.reason
+                record.remaining = 0

@@ -1,0 +1,39 @@
+"""What the routes call to trade: one interface, two transports.
+
+``OrderService`` (in-process, ``ROLE=all``) and ``app.services.cluster.gateway.StreamRouter``
+(a gateway forwarding to sharded matchers over Redis Streams) both implement ``OrderRouter``;
+``MarketDataService`` and ``RemoteMarketData`` both implement ``MarketData``. The routes do
+not know which one runs.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from app.services.instrument import Instrument
+
+
+class OrderRouter(Protocol):
+    async def place_batch(
+        self, account: str, body: bytes, *, idempotency_key: str | None = None
+    ) -> dict[str, Any]: ...
+
+    async def place_order(self, account: str, body: bytes) -> dict[str, Any]: ...
+
+    async def cancel_order(self, account: str, order_id: int) -> dict[str, Any]: ...
+
+    async def amend_order(
+        self, account: str, order_id: int, *, quantity: str | None, price: str | None
+    ) -> dict[str, Any]: ...
+
+    async def cancel_all(self, account: str, symbol: str | None = None) -> dict[str, Any]: ...
+
+    async def set_halted(self, instrument_token: int, halted: bool) -> Instrument: ...
+
+
+class MarketData(Protocol):
+    async def order_book(self, symbol: str, depth: int) -> dict[str, Any]: ...
+
+    async def stats(self, symbol: str) -> dict[str, Any]: ...
+
+    async def trades(self, symbol: str, limit: int) -> dict[str, Any]: ...

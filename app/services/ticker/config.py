@@ -1,0 +1,37 @@
+"""The ticker's limits (from settings, through the lifespan) and what it needs of the books."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from app.engine import OrderBook
+from app.services.orders.journal import JournalWriter
+
+
+class Engine(Protocol):
+    """The local books (``OrderService``); a gateway has none."""
+
+    @property
+    def books(self) -> dict[int, OrderBook]: ...
+    @property
+    def journal(self) -> JournalWriter: ...
+    @property
+    def ready(self) -> bool: ...
+
+
+CancelAll = Callable[[str], Awaitable[dict[str, Any]]]
+
+
+@dataclass(frozen=True, slots=True)
+class TickerLimits:
+    max_instruments: int = 1000
+    max_connections_per_key: int = 50
+    heartbeat_seconds: float = 20.0
+    idle_timeout_seconds: float = 120.0
+    auth_timeout_seconds: float = 5.0
+    send_queue_limit: int = 10_000
+    slow_client_seconds: float = 10.0
+    registry_ttl_seconds: float = 30.0
+    flush_interval_seconds: float = 0.005

@@ -1,0 +1,304 @@
+"""Connections, their subscriptions and their send queues.
+
+Each connection has two queues: ``control`` (acks, errors, heartbeats, order updates; never
+coalesced, bounded by ``WS_SEND_QUEUE_LIMIT``) and ``pending`` (the latest tick per
+instrument: a newer tick replaces an unsent one). Delivering a tick is a dict assignment per
+subscriber; ``pump`` then sends control messages first and all pending ticks in one frame
+(``{"type": "ticks", "ticks": [...]}``, or the single ``{"type": "tick"}``), in place while
+the socket takes them (``sender``). A client that reads too slowly blocks only its own send;
+meanwhile its ticks coalesce (a gap in ``seq``), so neither the engine nor other clients wait.
+A send blocked for longer than ``WS_SLOW_CLIENT_SECONDS``, or an overflowing control queue,
+closes the connection with 1013.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import time
+from collections import Counter, deque
+from collections.abc import Callable
+from functools import partial
+from typing import Any
+
+import orjson
+
+from app.metrics import Metrics
+from app.services.ticker import sender
+from app.services.ticker.protocol import POLICY, TICKS_HEAD, TICKS_TAIL, TRY_AGAIN, error
+from app.services.ticker.ticks import MODE_RANK, Mode, view
+
+log = logging.getLogger(__name__)
+
+TICKER, ORDERS = "ticker", "orders"
+_ids = itertools.count(1)
+
+
+class Connection:
+    __slots__ = (
+        "account",
+        "busy_since",
+        "can_trade",
+        "cancel_on_disconnect",
+        "close_code",
+        "close_message",
+        "close_reason",
+        "control",
+        "finished",
+        "id",
+        "inflight",
+        "key_id",
+        "kind",
+        "last_seen",
+        "modes",
+        "pending",
+        "send",
+    )
+
+    def __init__(self, *, account: str, key_id: str, kind: str, send: sender.Send) -> None:
+        self.id = next(_ids)
+        self.send = send
+        self.account = account
+        self.key_id = key_id
+        self.kind = kind
+        self.modes: dict[int, Mode] = {}
+        self.pending: dict[int, bytes] = {}
+        self.control: deque[bytes] = deque()
+        self.finished = asyncio.Event()
+        self.inflight: asyncio.Future[None] | None = None  # a send that had to wait
+        self.busy_since: float | None = None
+        self.last_seen = time.monotonic()
+        self.close_code: int | None = None
+        self.close_reason = ""
+        self.close_message: bytes | None = None
+        self.cancel_on_disconnect = False
+        self.can_trade = False
+
+    def finish(
+        self, code: int | None = None, reason: str = "", message: bytes | None = None
+    ) -> None:
+        """End the connection (first call wins); ``code`` None: the client went away."""
+        if self.finished.is_set():
+            return
+        self.close_code, self.close_reason, self.close_message = code, reason, message
+        self.finished.set()
+
+
+class Hub:
+    def __init__(
+        self,
+        *,
+        metrics: Metrics,
+        queue_limit: int,
+        slow_seconds: float,
+        idle_seconds: float,
+        on_interest_change: Callable[[], None] = lambda: None,
+    ) -> None:
+        self._metrics = metrics
+        self._queue_limit = queue_limit
+        self._slow_seconds = slow_seconds
+        self._idle_seconds = idle_seconds
+        self._on_interest_change = on_interest_change
+        self.connections: set[Connection] = set()
+        self.by_token: dict[int, dict[Connection, Mode]] = {}
+        self._modes: dict[int, list[int]] = {}  # token -> subscribers per mode rank
+        self.by_account: dict[str, set[Connection]] = {}
+        self.per_key: Counter[str] = Counter()
+        self.subscriptions = 0
+        # Counted here, added to the Prometheus counters by ``sync_counters`` (once a second):
+        # a labelled counter increment per frame costs more than the rest of the send path.
+        self.frames_sent = 0
+        self.ticks_sent = 0
+        self._synced = (0, 0)
+        self._ready: list[Connection] = []
+
+    # -- membership -----------------------------------------------------------------------
+
+    def add(self, conn: Connection) -> None:
+        self.connections.add(conn)
+        self.per_key[conn.key_id] += 1
+        if conn.kind == ORDERS:
+            accounts = self.by_account.setdefault(conn.account, set())
+            accounts.add(conn)
+            if len(accounts) == 1:
+                self._on_interest_change()
+
+    def remove(self, conn: Connection) -> None:
+        if conn not in self.connections:
+            return
+        self.connections.discard(conn)
+        self.per_key[conn.key_id] -= 1
+        if self.per_key[conn.key_id] <= 0:
+            del self.per_key[conn.key_id]
+        if conn.modes:
+            self.unsubscribe(conn, list(conn.modes))
+        accounts = self.by_account.get(conn.account)
+        if accounts is not None and conn in accounts:
+            accounts.discard(conn)
+            if not accounts:
+                del self.by_account[conn.account]
+                self._on_interest_change()
+
+    def subscribe(self, conn: Connection, tokens: list[int], mode: Mode) -> None:
+        new_token = False
+        rank = MODE_RANK[mode]
+        for token in tokens:
+            old = conn.modes.get(token)
+            subscribers = self.by_token.get(token)
+            if subscribers is None:
+                subscribers = self.by_token[token] = {}
+                self._modes[token] = [0, 0, 0]
+                new_token = True
+            counts = self._modes[token]
+            if old is None:
+                self.subscriptions += 1
+            else:
+                counts[MODE_RANK[old]] -= 1
+            counts[rank] += 1
+            conn.modes[token] = mode
+            subscribers[conn] = mode
+            conn.pending.pop(token, None)  # an unsent tick in the old mode
+        if new_token:
+            self._on_interest_change()
+
+    def unsubscribe(self, conn: Connection, tokens: list[int]) -> None:
+        gone = False
+        for token in tokens:
+            mode = conn.modes.pop(token, None)
+            if mode is None:
+                continue
+            self.subscriptions -= 1
+            conn.pending.pop(token, None)
+            self._modes[token][MODE_RANK[mode]] -= 1
+            subscribers = self.by_token[token]
+            del subscribers[conn]
+            if not subscribers:
+                del self.by_token[token]
+                del self._modes[token]
+                gone = True
+        if gone:
+            self._on_interest_change()
+
+    def interest(self) -> dict[int, Mode]:
+        """Instruments local clients want, with the richest mode asked for."""
+        return {
+            token: Mode.FULL if counts[2] else Mode.QUOTE if counts[1] else Mode.LTP
+            for token, counts in self._modes.items()
+        }
+
+    # -- delivery -------------------------------------------------------------------------
+
+    def deliver(self, token: int, full: dict[str, Any]) -> None:
+        """One tick to every subscriber of ``token``, serialised once per mode."""
+        subscribers = self.by_token.get(token)
+        if not subscribers:
+            return
+        encoded: dict[Mode, bytes] = {}
+        ready = self._ready
+        for conn, mode in subscribers.items():
+            data = encoded.get(mode)
+            if data is None:
+                data = encoded[mode] = orjson.dumps(view(full, mode))
+            pending = conn.pending
+            if not pending:
+                ready.append(conn)
+            pending[token] = data
+
+    def send_ready(self) -> None:
+        """Send what ``deliver`` queued (call once per flush or fan-out message)."""
+        ready, self._ready = self._ready, []
+        for conn in ready:
+            self.pump(conn)
+
+    def queue_ticks(self, conn: Connection, ticks: dict[int, bytes]) -> None:
+        conn.pending.update(ticks)
+        self.pump(conn)
+
+    def push(self, conn: Connection, message: bytes, kind: str | None = None) -> None:
+        """A control message (never coalesced); an overflowing queue closes with 1013.
+        ``kind`` labels ``ticker_ws_messages_total`` (None: the caller counts)."""
+        if conn.finished.is_set():
+            return
+        if len(conn.control) >= self._queue_limit:
+            self._slow(conn, "send queue full")
+            return
+        conn.control.append(message)
+        self.pump(conn)
+        if kind is not None:
+            self._metrics.ws_messages.labels(direction="out", type=kind).inc()
+
+    def push_account(self, account: str, message: bytes, kind: str) -> None:
+        for conn in self.by_account.get(account, ()):
+            self.push(conn, message, kind)
+
+    def broadcast(self, message: bytes, kind: str) -> None:
+        for conn in self.connections:
+            self.push(conn, message)
+        self._metrics.ws_messages.labels(direction="out", type=kind).inc(len(self.connections))
+
+    def pump(self, conn: Connection) -> None:
+        """Send ``conn``'s queues, control first, until empty or until a send must wait."""
+        if conn.inflight is not None or conn.finished.is_set():
+            return
+        while conn.control or conn.pending:
+            ticks = 0
+            if conn.control:
+                frame = conn.control.popleft()
+            else:
+                pending, conn.pending = conn.pending, {}
+                ticks = len(pending)
+                if ticks == 1:
+                    frame = next(iter(pending.values()))
+                else:
+                    frame = b"".join((TICKS_HEAD, b",".join(pending.values()), TICKS_TAIL))
+            try:
+                suspended = sender.start(conn.send, frame)
+            except Exception:  # the socket is gone; the session's reader sees it too
+                conn.finish()
+                return
+            if suspended is not None:  # the client is behind: finish this send in a task
+                conn.busy_since = time.monotonic()
+                conn.inflight = task = asyncio.ensure_future(sender.finish(*suspended))
+                task.add_done_callback(partial(self._sent, conn, ticks))
+                return
+            self.frames_sent += 1
+            self.ticks_sent += ticks
+
+    def _sent(self, conn: Connection, ticks: int, task: asyncio.Future[None]) -> None:
+        conn.inflight = conn.busy_since = None
+        if task.cancelled():
+            return
+        if task.exception() is not None:
+            conn.finish()
+            return
+        self.frames_sent += 1
+        self.ticks_sent += ticks
+        self.pump(conn)
+
+    def sync_counters(self) -> None:
+        frames, ticks = self._synced
+        self._metrics.ws_frames_sent.inc(self.frames_sent - frames)
+        self._metrics.ticks_sent.inc(self.ticks_sent - ticks)
+        self._synced = (self.frames_sent, self.ticks_sent)
+
+    # -- policing -------------------------------------------------------------------------
+
+    def _slow(self, conn: Connection, why: str) -> None:
+        if conn.finished.is_set():
+            return
+        log.info("closing a slow WebSocket client (%s): account %s", why, conn.account)
+        self._metrics.ws_slow_disconnects.inc()
+        conn.finish(TRY_AGAIN, "slow consumer")
+
+    def sweep(self, now: float) -> None:
+        """Close clients that stay behind or went idle (called about once a second)."""
+        for conn in list(self.connections):
+            if conn.busy_since is not None and now - conn.busy_since > self._slow_seconds:
+                self._slow(conn, f"blocked for {now - conn.busy_since:.1f} s")
+            elif now - conn.last_seen > self._idle_seconds:
+                conn.finish(
+                    POLICY,
+                    "idle timeout",
+                    error("IDLE_TIMEOUT", f"no message for {self._idle_seconds:g} s"),
+                )

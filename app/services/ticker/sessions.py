@@ -1,0 +1,292 @@
+"""One WebSocket connection from accept to close: authentication, requests, closing.
+
+The key comes in the ``X-API-Key`` header or as the first message ``{"action": "auth",
+"api_key": ...}`` within ``WS_AUTH_TIMEOUT_SECONDS``; a missing, late or bad key gets an error
+message and close code 1008. Each connection then runs two tasks: a reader (client requests,
+answered through the control queue) and the hub's sender. Whoever ends the connection sets
+``finished``; ``serve`` then stops both, sends the closing message and close code if the
+server ended it, and, for an order stream with ``cancel_on_disconnect``, cancels the
+account's open orders.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from app.errors import AppError
+from app.metrics import Metrics
+from app.services.auth import AuthService, Scope
+from app.services.instrument_snapshot import RegistrySnapshot
+from app.services.ticker import protocol
+from app.services.ticker.hub import ORDERS, TICKER, Connection, Hub
+from app.services.ticker.protocol import POLICY, ClientError, Request, encode
+from app.services.ticker.ticks import Mode, view
+
+log = logging.getLogger(__name__)
+
+CLOSE_TIMEOUT = 10.0
+_TICKER_ACTIONS = frozenset({"subscribe", "unsubscribe", "mode", "ping", "auth"})
+_ORDER_ACTIONS = frozenset({"cancel_on_disconnect", "ping", "auth"})
+
+
+class Socket(Protocol):
+    """What a session needs from a WebSocket (the route adapts Starlette's)."""
+
+    @property
+    def api_key(self) -> str | None: ...
+    @property
+    def address(self) -> str | None: ...
+    async def accept(self) -> None: ...
+    async def receive(self) -> str | bytes | None: ...  # None: the client has gone
+    async def send(self, data: bytes) -> None: ...
+    async def close(self, code: int, reason: str) -> None: ...
+
+
+class Snapshots(Protocol):
+    async def __call__(self, tokens: list[int]) -> dict[int, dict[str, Any]]: ...
+
+
+class Registry(Protocol):
+    @property
+    def snapshot(self) -> RegistrySnapshot: ...
+
+
+@dataclass(frozen=True, slots=True)
+class SessionLimits:
+    max_instruments: int
+    max_connections_per_key: int
+    auth_timeout: float
+
+
+class Sessions:
+    def __init__(
+        self,
+        *,
+        hub: Hub,
+        auth: AuthService,
+        registry: Registry,
+        cancel_all: Callable[[str], Awaitable[dict[str, Any]]],
+        snapshots: Snapshots,
+        limits: SessionLimits,
+        metrics: Metrics,
+    ) -> None:
+        self._hub = hub
+        self._auth = auth
+        self._registry = registry
+        self._cancel_all = cancel_all
+        self._snapshots = snapshots
+        self._limits = limits
+        self._metrics = metrics
+
+    async def serve(self, socket: Socket, kind: str) -> None:
+        try:
+            await socket.accept()
+        except Exception:  # the client left during the handshake
+            return
+        conn = await self._open(socket, kind)
+        if conn is None:
+            return
+        reader = asyncio.create_task(self._read(conn, socket))
+        try:
+            await conn.finished.wait()
+        finally:
+            reader.cancel()
+            self._hub.remove(conn)
+            pending = [reader] if conn.inflight is None else [reader, conn.inflight]
+            if conn.inflight is not None:
+                conn.inflight.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+            await self._close(socket, conn.close_code, conn.close_reason, conn.close_message)
+            if conn.cancel_on_disconnect:
+                await asyncio.shield(self._dead_mans_switch(conn.account))
+
+    # -- opening --------------------------------------------------------------------------
+
+    async def _open(self, socket: Socket, kind: str) -> Connection | None:
+        presented, options = socket.api_key, Request("auth", {})
+        try:
+            if presented is None:
+                options = await self._first_message(socket)
+                presented = options.body["api_key"]
+            admission = self._auth.admit(presented, address=socket.address)
+            key = self._auth.authorise(admission.key, Scope.READ)
+            cancel = kind == ORDERS and protocol.flag(options, "cancel_on_disconnect")
+            if cancel:
+                self._auth.authorise(key, Scope.TRADE)
+        except _Gone:
+            return None
+        except (AppError, ClientError) as exc:
+            code = exc.code
+            await self._close(socket, POLICY, code.lower(), protocol.error(code, exc.message))
+            return None
+        limit = self._limits.max_connections_per_key
+        if self._hub.per_key[key.key_sha256] >= limit:
+            message = protocol.error(
+                "TOO_MANY_CONNECTIONS", f"at most {limit} connections per API key"
+            )
+            await self._close(socket, POLICY, "too many connections", message)
+            return None
+        conn = Connection(account=key.account, key_id=key.key_sha256, kind=kind, send=socket.send)
+        conn.cancel_on_disconnect = cancel
+        conn.can_trade = Scope.TRADE in key.scopes
+        self._hub.add(conn)
+        self._hub.push(
+            conn,
+            encode(
+                {
+                    "type": "authenticated",
+                    "endpoint": kind,
+                    "account": key.account,
+                    "scopes": sorted(s.value for s in key.scopes),
+                    "cancel_on_disconnect": cancel,
+                    "max_instruments": self._limits.max_instruments,
+                }
+            ),
+            "authenticated",
+        )
+        return conn
+
+    async def _first_message(self, socket: Socket) -> Request:
+        timeout = self._limits.auth_timeout
+        try:
+            raw = await asyncio.wait_for(socket.receive(), timeout)
+        except TimeoutError:
+            raise ClientError(
+                "AUTH_TIMEOUT", f"send the X-API-Key header or an auth message within {timeout:g} s"
+            ) from None
+        if raw is None:
+            raise _Gone()
+        request = protocol.parse(raw)
+        if request.action != "auth" or not isinstance(request.body.get("api_key"), str):
+            raise ClientError(
+                "AUTH_REQUIRED", 'authenticate first: {"action": "auth", "api_key": "..."}'
+            )
+        return request
+
+    async def _close(
+        self, socket: Socket, code: int | None, reason: str, last: bytes | None
+    ) -> None:
+        if code is None:  # the client went away: nothing to send
+            return
+        with contextlib.suppress(Exception):
+            if last is not None:
+                await asyncio.wait_for(socket.send(last), CLOSE_TIMEOUT)
+            await asyncio.wait_for(socket.close(code, reason), CLOSE_TIMEOUT)
+
+    async def _dead_mans_switch(self, account: str) -> None:
+        try:
+            result = await self._cancel_all(account)
+        except Exception:
+            log.exception("cancel_on_disconnect failed for account %s", account)
+            return
+        self._metrics.ws_cancel_on_disconnect.inc(result["cancelled"])
+        log.info(
+            "order stream dropped: cancelled %s open orders of account %s",
+            result["cancelled"],
+            account,
+        )
+
+    # -- requests -------------------------------------------------------------------------
+
+    async def _read(self, conn: Connection, socket: Socket) -> None:
+        try:
+            while True:
+                raw = await socket.receive()
+                if raw is None:
+                    break
+                conn.last_seen = time.monotonic()
+                await self._handle(conn, raw)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("WebSocket session failed (account %s)", conn.account)
+            conn.finish(protocol.INTERNAL, "internal error")
+        conn.finish()
+
+    async def _handle(self, conn: Connection, raw: str | bytes) -> None:
+        request_id = None
+        try:
+            request = protocol.parse(raw)
+            request_id = request.id
+            allowed = _TICKER_ACTIONS if conn.kind == TICKER else _ORDER_ACTIONS
+            known = request.action in allowed
+            self._metrics.ws_messages.labels(
+                direction="in", type=request.action if known else "unknown"
+            ).inc()
+            if not known:
+                raise ClientError(
+                    "UNKNOWN_ACTION",
+                    f"unknown action {request.action[:40]!r}; use {', '.join(sorted(allowed))}",
+                )
+            await getattr(self, "_on_" + request.action)(conn, request)
+        except ClientError as exc:
+            self._hub.push(conn, protocol.error(exc.code, exc.message, request_id), "error")
+
+    def _ack(self, conn: Connection, request: Request, body: dict[str, Any]) -> None:
+        if request.id is not None:
+            body["id"] = request.id
+        self._hub.push(conn, encode(body), body["type"])
+
+    async def _on_ping(self, conn: Connection, request: Request) -> None:
+        self._ack(conn, request, {"type": "pong"})
+
+    async def _on_auth(self, conn: Connection, request: Request) -> None:
+        raise ClientError("ALREADY_AUTHENTICATED", "this connection is already authenticated")
+
+    async def _on_cancel_on_disconnect(self, conn: Connection, request: Request) -> None:
+        enabled = protocol.flag(request, "enabled")
+        if enabled and not conn.can_trade:
+            raise ClientError("FORBIDDEN", "cancel_on_disconnect needs the 'trade' scope")
+        conn.cancel_on_disconnect = enabled
+        self._ack(conn, request, {"type": "cancel_on_disconnect", "enabled": enabled})
+
+    async def _on_subscribe(self, conn: Connection, request: Request) -> None:
+        found = protocol.instruments(request, self._registry.snapshot, self._limits.max_instruments)
+        mode = protocol.mode_of(request, Mode.QUOTE)
+        tokens = [i.instrument_token for i in found]
+        total = len(conn.modes.keys() | set(tokens))
+        if total > self._limits.max_instruments:
+            raise ClientError(
+                "TOO_MANY_INSTRUMENTS",
+                f"this would make {total} instruments; at most "
+                f"{self._limits.max_instruments} per connection",
+            )
+        await self._apply(conn, request, found, mode, "subscribed")
+
+    async def _on_mode(self, conn: Connection, request: Request) -> None:
+        found = protocol.instruments(request, self._registry.snapshot, self._limits.max_instruments)
+        mode = protocol.mode_of(request, None)
+        missing = [i.symbol for i in found if i.instrument_token not in conn.modes]
+        if missing:
+            raise ClientError("NOT_SUBSCRIBED", f"not subscribed: {', '.join(missing[:10])}")
+        await self._apply(conn, request, found, mode, "mode")
+
+    async def _apply(
+        self, conn: Connection, request: Request, found: list[Any], mode: Mode, ack: str
+    ) -> None:
+        """Subscribe (or change mode), acknowledge, then send a snapshot tick of each."""
+        tokens = [i.instrument_token for i in found]
+        snapshots = await self._snapshots(tokens)
+        if conn.finished.is_set():
+            return
+        self._hub.subscribe(conn, tokens, mode)
+        body = {"type": ack, "mode": mode.value, "instruments": protocol.listed(found)}
+        self._ack(conn, request, body | {"subscriptions": len(conn.modes)})
+        ticks = {t: encode(view(snapshots[t], mode)) for t in tokens if t in snapshots}
+        self._hub.queue_ticks(conn, ticks)
+
+    async def _on_unsubscribe(self, conn: Connection, request: Request) -> None:
+        found = protocol.instruments(request, self._registry.snapshot, self._limits.max_instruments)
+        self._hub.unsubscribe(conn, [i.instrument_token for i in found])
+        body = {"type": "unsubscribed", "instruments": protocol.listed(found)}
+        self._ack(conn, request, body | {"subscriptions": len(conn.modes)})
+
+
+class _Gone(Exception):
+    """The client left before authenticating."""

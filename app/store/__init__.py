@@ -1,0 +1,1 @@
+"""Storage adapters: the SQL database (SQLAlchemy 2 async + Alembic) and Redis."""

@@ -1,0 +1,214 @@
+"""Journal tables: orders, trades and batches — the durable record books are rebuilt from.
+
+Prices are integer ticks and quantities integer lots, exactly as the engine holds them; the
+instrument's tick and lot sizes turn them back into decimals when rendered. Timestamps are
+integer nanoseconds (``*_ns``); ``trades.executed_at`` is also kept as a timestamp so the
+table can be a TimescaleDB hypertable and candles can use ``time_bucket``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from app.store.schema import metadata
+
+OPEN_STATUSES = ("open", "partially_filled", "pending_trigger")
+
+orders = Table(
+    "orders",
+    metadata,
+    Column("order_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("account", String(64), nullable=False),
+    Column("client_order_id", String(64)),
+    Column("batch_id", String(32)),
+    Column("instrument_token", BigInteger, nullable=False),
+    Column("side", String(4), nullable=False),
+    Column("order_type", String(10), nullable=False),
+    Column("time_in_force", String(3), nullable=False),
+    Column("post_only", Boolean, nullable=False),
+    Column("stp", String(16), nullable=False),
+    Column("price", BigInteger),
+    Column("trigger_price", BigInteger),
+    Column("quantity", BigInteger, nullable=False),
+    Column("filled", BigInteger, nullable=False),
+    Column("remaining", BigInteger, nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("priority", BigInteger),
+    Column("reason", String(40)),
+    Column("created_ns", BigInteger, nullable=False),
+    Column("updated_ns", BigInteger, nullable=False),
+    Column("last_seq", BigInteger, nullable=False),
+    UniqueConstraint("account", "client_order_id", name="uq_orders_account_client_order_id"),
+    Index("ix_orders_status_instrument", "status", "instrument_token"),
+    Index("ix_orders_account_order", "account", "order_id"),
+)
+
+trades = Table(
+    "trades",
+    metadata,
+    Column("trade_id", BigInteger, nullable=False, autoincrement=False),
+    Column("executed_at", DateTime(timezone=True), nullable=False),
+    Column("ts_ns", BigInteger, nullable=False),
+    Column("instrument_token", BigInteger, nullable=False),
+    Column("price", BigInteger, nullable=False),
+    Column("quantity", BigInteger, nullable=False),
+    Column("maker_order_id", BigInteger, nullable=False),
+    Column("taker_order_id", BigInteger, nullable=False),
+    Column("maker_account", String(64), nullable=False),
+    Column("taker_account", String(64), nullable=False),
+    Column("taker_side", String(4), nullable=False),
+    # A hypertable's unique keys must include its time column.
+    PrimaryKeyConstraint("trade_id", "executed_at", name="pk_trades"),
+    Index("ix_trades_instrument_time", "instrument_token", "executed_at"),
+    Index("ix_trades_maker", "maker_order_id"),
+    Index("ix_trades_taker", "taker_order_id"),
+)
+
+batches = Table(
+    "batches",
+    metadata,
+    Column("batch_id", String(32), primary_key=True),
+    Column("account", String(64), nullable=False),
+    Column("created_ns", BigInteger, nullable=False),
+    Column("idempotency_key", String(128)),
+    Column("request_hash", String(64)),
+    Column("accepted", Integer, nullable=False),
+    Column("rejected", Integer, nullable=False),
+    Column("response", Text, nullable=False),
+    UniqueConstraint("account", "idempotency_key", name="uq_batches_account_idempotency_key"),
+    Index("ix_batches_account_created", "account", "created_ns"),
+)
+
+
+# --- bulk writes -----------------------------------------------------------------------------
+# The journal writes hundreds of rows per transaction. Row-by-row executemany costs tens of
+# microseconds a row in the driver; PostgreSQL takes each column as one array and unnests it
+# (one statement, 21 parameters, whatever the row count); SQLite gets a plain positional
+# executemany, which sqlite3 runs in C.
+
+ORDER_COLUMNS = tuple(c.name for c in orders.columns)
+TRADE_COLUMNS = tuple(c.name for c in trades.columns)
+_ORDER_MUTABLE = (
+    "price",
+    "quantity",
+    "filled",
+    "remaining",
+    "status",
+    "priority",
+    "reason",
+    "updated_ns",
+    "last_seq",
+)
+_PG_TYPES = {
+    "BIGINT": "bigint",
+    "INTEGER": "integer",
+    "BOOLEAN": "boolean",
+    "TEXT": "text",
+    "DATETIME": "timestamptz",
+    "VARCHAR": "text",
+}
+
+
+def _pg_array_type(column: Column[object]) -> str:
+    name = type(column.type).__name__.upper()
+    if name == "BIGINTEGER":
+        return "bigint"
+    if name == "STRING":
+        return "text"
+    return _PG_TYPES.get(name, "text")
+
+
+def _pg_text(value: object) -> str:
+    if value is None:
+        return "NULL"
+    if value is True or value is False:
+        return "t" if value else "f"
+    if isinstance(value, int):
+        return str(value)
+    text = value.isoformat() if isinstance(value, datetime) else str(value)
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _pg_arrays(table: Table, rows: list[dict[str, Any]]) -> tuple[str, ...]:
+    """Each column as a PostgreSQL array literal, cast to its type in the statement.
+
+    Building the literal with ``str.join`` is several times cheaper than letting the driver
+    adapt a list element by element; the values are ours (ints, enums' values, ids, account
+    names, timestamps) and are quoted and escaped for the array syntax.
+    """
+    literals = []
+    for name in (c.name for c in table.columns):
+        values = [row[name] for row in rows]
+        if values and type(values[0]) is int and None not in values:
+            literals.append("{" + ",".join(map(str, values)) + "}")
+        else:
+            literals.append("{" + ",".join(map(_pg_text, values)) + "}")
+    return tuple(literals)
+
+
+def _pg_unnest_insert(table: Table, columns: tuple[str, ...], suffix: str = "") -> str:
+    arrays = ", ".join(f"%s::{_pg_array_type(table.c[name])}[]" for name in columns)
+    names = ", ".join(columns)
+    return f"INSERT INTO {table.name} ({names}) SELECT * FROM unnest({arrays}){suffix}"
+
+
+_PG_UPSERT_ORDERS = _pg_unnest_insert(
+    orders,
+    ORDER_COLUMNS,
+    " ON CONFLICT (order_id) DO UPDATE SET "
+    + ", ".join(f"{name} = EXCLUDED.{name}" for name in _ORDER_MUTABLE),
+)
+_PG_INSERT_TRADES = _pg_unnest_insert(trades, TRADE_COLUMNS)
+
+
+def _sqlite_insert(table: Table, columns: tuple[str, ...], suffix: str = "") -> str:
+    marks = ", ".join("?" for _ in columns)
+    return f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({marks}){suffix}"
+
+
+_SQLITE_UPSERT_ORDERS = _sqlite_insert(
+    orders,
+    ORDER_COLUMNS,
+    " ON CONFLICT (order_id) DO UPDATE SET "
+    + ", ".join(f"{name} = excluded.{name}" for name in _ORDER_MUTABLE),
+)
+_SQLITE_INSERT_TRADES = _sqlite_insert(trades, TRADE_COLUMNS)
+
+
+async def write_rows(
+    conn: AsyncConnection,
+    *,
+    order_rows: list[dict[str, Any]],
+    trade_rows: list[dict[str, Any]],
+) -> None:
+    """Upsert order rows and insert trade rows in the caller's transaction."""
+    if conn.dialect.name == "postgresql":
+        if order_rows:
+            await conn.exec_driver_sql(_PG_UPSERT_ORDERS, _pg_arrays(orders, order_rows))
+        if trade_rows:
+            await conn.exec_driver_sql(_PG_INSERT_TRADES, _pg_arrays(trades, trade_rows))
+        return
+    if order_rows:
+        await conn.exec_driver_sql(
+            _SQLITE_UPSERT_ORDERS, [tuple(row[n] for n in ORDER_COLUMNS) for row in order_rows]
+        )
+    if trade_rows:
+        await conn.exec_driver_sql(
+            _SQLITE_INSERT_TRADES, [tuple(row[n] for n in TRADE_COLUMNS) for row in trade_rows]
+        )

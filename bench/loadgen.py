@@ -1,0 +1,125 @@
+"""A small HTTP/1.1 keep-alive load generator (run in its own process by the benchmarks).
+
+It sends pre-serialised POST requests over N persistent connections for a fixed time and
+prints one JSON line: requests, errors, latency percentiles. Raw asyncio streams keep the
+client's own CPU cost low, which matters on a 2-core machine shared with the server.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import sys
+import time
+
+
+def build_requests(path: str, bodies: list[bytes], headers: list[dict[str, str]]) -> list[bytes]:
+    out = []
+    for i, body in enumerate(bodies):
+        extra = "".join(f"{k}: {v}\r\n" for k, v in headers[i % len(headers)].items())
+        head = (
+            f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n{extra}\r\n"
+        )
+        out.append(head.encode() + body)
+    return out
+
+
+async def read_response(reader: asyncio.StreamReader) -> int:
+    head = await reader.readuntil(b"\r\n\r\n")
+    status = int(head[9:12])
+    length = 0
+    for line in head.split(b"\r\n"):
+        if line[:15].lower() == b"content-length:":
+            length = int(line[15:])
+    await reader.readexactly(length)
+    return status
+
+
+async def worker(
+    port: int,
+    requests: list[bytes],
+    offset: int,
+    deadline: float,
+    warmup_until: float,
+    latencies: list[float],
+    counts: dict[str, int],
+) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    i = offset
+    try:
+        while time.perf_counter() < deadline:
+            request = requests[i % len(requests)]
+            i += 1
+            started = time.perf_counter()
+            writer.write(request)
+            status = await read_response(reader)
+            finished = time.perf_counter()
+            if finished < warmup_until:
+                continue
+            if status == 200:
+                counts["ok"] += 1
+                latencies.append(finished - started)
+            else:
+                counts["errors"] += 1
+    finally:
+        writer.close()
+
+
+async def run(
+    port: int, requests: list[bytes], connections: int, seconds: float, warmup: float
+) -> dict:
+    latencies: list[float] = []
+    counts = {"ok": 0, "errors": 0}
+    start = time.perf_counter()
+    warmup_until = start + warmup
+    deadline = warmup_until + seconds
+    await asyncio.gather(
+        *[
+            worker(port, requests, n * 7, deadline, warmup_until, latencies, counts)
+            for n in range(connections)
+        ]
+    )
+    latencies.sort()
+
+    def pct(p: float) -> float:
+        return (
+            latencies[min(len(latencies) - 1, int(p * len(latencies)))] * 1000 if latencies else 0.0
+        )
+
+    return {
+        "requests": counts["ok"],
+        "errors": counts["errors"],
+        "seconds": seconds,
+        "requests_per_s": counts["ok"] / seconds,
+        "p50_ms": pct(0.50),
+        "p99_ms": pct(0.99),
+        "mean_ms": statistics.fmean(latencies) * 1000 if latencies else 0.0,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--requests-file", required=True, help="JSON: {path, bodies, headers}")
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--warmup", type=float, default=2.0)
+    args = parser.parse_args()
+    with open(args.requests_file) as fh:
+        spec = json.load(fh)
+    requests = build_requests(spec["path"], [b.encode() for b in spec["bodies"]], spec["headers"])
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:  # pragma: no cover
+        pass
+    result = asyncio.run(run(args.port, requests, args.connections, args.seconds, args.warmup))
+    sys.stdout.write(json.dumps(result) + "\n")
+
+
+if __name__ == "__main__":
+    main()

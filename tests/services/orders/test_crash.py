@@ -1,0 +1,173 @@
+"""Crash drill: the service under concurrent batch load, SIGKILLed, restarted.
+
+Every order the client saw acknowledged must be there with the fills it was told about;
+nothing is duplicated (a resubmission of every batch, acknowledged or not, creates nothing
+twice); and the rebuilt books equal what the journal implies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from app.engine import OrderBook, Sequencer
+from app.services.orders.recovery import load_state
+from app.store.database import Database
+from tests.conftest import REDIS_URL
+from tests.support.servers import ServiceProcess
+from tests.support.trading import ADMIN, ADMIN_KEY, DESK_B, add_accounts
+
+pytestmark = pytest.mark.slow
+
+SYMBOLS = ["NSE:INFY", "NSE:TCS"]
+MID = {"NSE:INFY": 187540, "NSE:TCS": 410230}  # in 0.01 units: tick 0.05 -> multiples of 5
+
+
+def random_batch(rng: random.Random, tag: str, size: int) -> list[dict[str, Any]]:
+    orders = []
+    for i in range(size):
+        symbol = rng.choice(SYMBOLS)
+        cents = MID[symbol] + rng.randint(-20, 20) * 5
+        orders.append(
+            {
+                "symbol": symbol,
+                "side": rng.choice(["buy", "sell"]),
+                "type": "limit",
+                "quantity": str(rng.randint(1, 20)),
+                "price": f"{cents // 100}.{cents % 100:02d}",
+                "client_order_id": f"{tag}-{i}",
+            }
+        )
+    return orders
+
+
+async def load(url: str, stop: asyncio.Event, acked: list[dict], sent: list[tuple]) -> None:
+    rng = random.Random()
+    async with httpx.AsyncClient(base_url=url, timeout=10) as client:
+        while not stop.is_set():
+            headers = rng.choice([ADMIN, DESK_B])
+            orders = random_batch(rng, uuid.uuid4().hex[:12], 20)
+            sent.append((headers, orders))
+            try:
+                response = await client.post(
+                    "/advanced/batch-orders", json={"orders": orders}, headers=headers
+                )
+            except httpx.HTTPError:
+                return  # the server died under us: this batch is unacknowledged
+            if response.status_code == 200:
+                acked.extend(r | {"account_headers": headers} for r in response.json()["results"])
+
+
+async def expected_hashes(database_url: str) -> dict[int, str]:
+    database = Database.create(database_url)
+    try:
+        state = await load_state(database)
+    finally:
+        await database.dispose()
+    return {
+        token: OrderBook.restore(token, snapshot, Sequencer()).state_hash()
+        for token, snapshot in state.snapshots.items()
+    }
+
+
+async def run_drill(database_url: str, tmp_path: Path, redis_prefix: str) -> None:
+    tokens = tmp_path / "tokens"
+    tokens.mkdir(exist_ok=True)
+    add_accounts(tokens)
+    env = {
+        "DATABASE_URL": database_url,
+        "REDIS_URL": REDIS_URL,
+        "REDIS_PREFIX": redis_prefix,
+        "API_KEY": ADMIN_KEY,
+        "TOKENS_DIR": str(tokens),
+        "DATA_DIR": str(tmp_path / "data"),
+        "RATE_LIMIT_PER_SECOND": "100000",
+        "CIRCUIT_BREAKER_PERCENT": "0",
+    }
+    service = ServiceProcess(env, tmp_path / "run")
+    acked: list[dict] = []
+    sent: list[tuple] = []
+    service.start()
+    try:
+        stop = asyncio.Event()
+        workers = [asyncio.create_task(load(service.url, stop, acked, sent)) for _ in range(8)]
+        await asyncio.sleep(2.0)
+        await asyncio.to_thread(service.kill)
+        stop.set()
+        await asyncio.gather(*workers)
+        assert acked, "the load generator got no acknowledgement before the kill"
+
+        service.start()
+        async with httpx.AsyncClient(base_url=service.url, timeout=30) as client:
+            stored = {o["order_id"]: o for o in await all_orders(client)}
+            for result in acked:
+                if result["order_id"] is None:
+                    continue
+                body = stored[result["order_id"]]
+                assert body["client_order_id"] == result["client_order_id"]
+                told = {(f["trade_id"], f["price"], f["quantity"]) for f in result["fills"]}
+                kept = {(f["trade_id"], f["price"], f["quantity"]) for f in body["fills"]}
+                assert told <= kept, (result, body)
+
+            # Replaying every batch sent creates nothing twice.
+            before = await count_orders(client)
+            for headers, orders in sent:
+                response = await client.post(
+                    "/advanced/batch-orders", json={"orders": orders}, headers=headers
+                )
+                assert response.status_code == 200
+            after = await count_orders(client)
+            unacked = sum(len(o) for _, o in sent) - sum(1 for r in acked if r["order_id"])
+            assert before <= after <= before + unacked
+            for headers, orders in sent[:20]:
+                await client.post(
+                    "/advanced/batch-orders", json={"orders": orders}, headers=headers
+                )
+            assert await count_orders(client) == after
+
+            hashes = {}
+            for symbol in SYMBOLS:
+                stats = (await client.get(f"/stats/{symbol}", headers=ADMIN)).json()
+                hashes[stats["instrument_token"]] = stats["book_hash"]
+        expected = await expected_hashes(database_url)
+        for token, book_hash in hashes.items():
+            assert book_hash == expected[token]
+    finally:
+        if service.process is not None:
+            service.kill()
+
+
+async def count_orders(client: httpx.AsyncClient) -> int:
+    return len(await all_orders(client))
+
+
+async def all_orders(client: httpx.AsyncClient) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = []
+    for headers in (ADMIN, DESK_B):
+        cursor = None
+        while True:
+            params: dict[str, Any] = {"limit": 1000}
+            if cursor:
+                params["cursor"] = cursor
+            page = (await client.get("/orders", params=params, headers=headers)).json()
+            found.extend(page["items"])
+            cursor = page["next_cursor"]
+            if cursor is None:
+                break
+    return found
+
+
+class TestCrash:
+    async def test_kill_9_under_load_on_postgres(
+        self, pg_url: str, tmp_path: Path, redis_prefix: str
+    ) -> None:
+        await run_drill(pg_url, tmp_path, redis_prefix)
+
+    async def test_kill_9_under_load_on_sqlite(self, tmp_path: Path, redis_prefix: str) -> None:
+        await run_drill(f"sqlite:///{tmp_path / 'ticker.db'}", tmp_path, redis_prefix)

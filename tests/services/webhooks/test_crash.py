@@ -1,0 +1,162 @@
+"""Crash drill: ``kill -9`` under load with webhooks flowing, then a restart.
+
+Every fill a client was told about reaches its account's receiver (signed), and every fill a
+receiver hears about was committed: the outbox commits with the fills, whatever dies when.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import REDIS_URL
+from tests.services.webhooks.receiver import Receiver, eventually
+from tests.support.servers import ServiceProcess
+from tests.support.trading import ADMIN, ADMIN_KEY, DESK_B, add_accounts
+
+pytestmark = pytest.mark.slow
+
+ACCOUNTS = {"default": ADMIN, "desk-b": DESK_B}
+
+
+async def load(url: str, stop: asyncio.Event, acked: dict[str, list[dict[str, Any]]]) -> None:
+    rng = random.Random()
+    async with httpx.AsyncClient(base_url=url, timeout=10) as client:
+        while not stop.is_set():
+            account = rng.choice(list(ACCOUNTS))
+            side = "sell" if account == "default" else "buy"
+            orders = [
+                {
+                    "symbol": "NSE:INFY",
+                    "side": side,
+                    "type": "limit",
+                    "quantity": str(rng.randint(1, 5)),
+                    "price": f"1875.{rng.choice(['3', '35', '4', '45', '5'])}",
+                }
+                for _ in range(5)
+            ]
+            try:
+                response = await client.post(
+                    "/advanced/batch-orders", json={"orders": orders}, headers=ACCOUNTS[account]
+                )
+            except httpx.HTTPError:
+                return  # the server died under us: unacknowledged
+            if response.status_code == 200:
+                acked[account].extend(response.json()["results"])
+
+
+async def run_drill(database_url: str, tmp_path: Path, redis_prefix: str) -> None:
+    tokens = tmp_path / "tokens"
+    tokens.mkdir(exist_ok=True)
+    add_accounts(tokens)
+    env = {
+        "DATABASE_URL": database_url,
+        "REDIS_URL": REDIS_URL,
+        "REDIS_PREFIX": redis_prefix,
+        "API_KEY": ADMIN_KEY,
+        "TOKENS_DIR": str(tokens),
+        "DATA_DIR": str(tmp_path / "data"),
+        "RATE_LIMIT_PER_SECOND": "100000",
+        "CIRCUIT_BREAKER_PERCENT": "0",
+        "WEBHOOK_ALLOW_LOOPBACK": "true",
+        "WEBHOOK_RETRY_INITIAL_SECONDS": "0.05",
+        "WEBHOOK_RETRY_MAX_SECONDS": "0.2",
+        "WEBHOOK_POLL_SECONDS": "0.05",
+        "WEBHOOK_CONNECT_TIMEOUT": "1",
+        "WEBHOOK_READ_TIMEOUT": "1",
+    }
+    service = ServiceProcess(env, tmp_path / "run")
+    acked: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    with Receiver() as receiver:
+        receiver.statuses = [500, 200] * 50  # some retries in flight when it dies
+        service.start()
+        try:
+            secrets = {}
+            async with httpx.AsyncClient(base_url=service.url, timeout=10) as client:
+                for account, headers in ACCOUNTS.items():
+                    response = await client.post(
+                        "/advanced/webhooks",
+                        json={"url": receiver.url(f"/{account}")},
+                        headers=headers,
+                    )
+                    secrets[account] = response.json()["secret"]
+            stop = asyncio.Event()
+            workers = [asyncio.create_task(load(service.url, stop, acked)) for _ in range(4)]
+            await asyncio.sleep(1.5)
+            await asyncio.to_thread(service.kill)
+            stop.set()
+            await asyncio.gather(*workers)
+            assert acked["default"]
+            assert acked["desk-b"]
+            told = sum(1 for results in acked.values() for r in results if r["order_id"])
+
+            service.start()
+            async with httpx.AsyncClient(base_url=service.url, timeout=30) as client:
+                await eventually(lambda: _settled(client), timeout=60)
+                committed = {
+                    account: await _committed_fills(client, headers)
+                    for account, headers in ACCOUNTS.items()
+                }
+        finally:
+            if service.process is not None:
+                service.kill()
+
+    for account, results in acked.items():
+        path = f"/{account}"
+        bodies = receiver.verified(secrets[account], path)
+        heard: dict[str, set[str]] = defaultdict(set)
+        events: dict[str, set[str]] = defaultdict(set)
+        for body in bodies:
+            order_id = body["data"]["order"]["order_id"]
+            events[order_id].add(body["type"])
+            heard[order_id].update(f["trade_id"] for f in body["data"]["fills"])
+        for result in results:
+            if result["order_id"] is None:
+                continue
+            assert events[result["order_id"]] & {"order.accepted", "order.rejected"}, result
+            assert {f["trade_id"] for f in result["fills"]} <= heard[result["order_id"]]
+        for order_id, trade_ids in heard.items():  # nothing that was not committed
+            assert trade_ids <= committed[account].get(order_id, set())
+        repeated: dict[str, set[bytes]] = defaultdict(set)
+        for message in receiver.delivered(path):
+            repeated[message.message_id].add(message.body)
+        assert all(len(bodies) == 1 for bodies in repeated.values())
+    assert told > 0
+
+
+async def _settled(client: httpx.AsyncClient) -> bool:
+    report = (await client.get("/health")).json()["dependencies"]["webhooks"]
+    return report["backlog"] == 0 and report["in_flight"] == 0
+
+
+async def _committed_fills(client: httpx.AsyncClient, headers: dict[str, str]) -> dict[str, set]:
+    found: dict[str, set[str]] = {}
+    cursor = None
+    while True:
+        params: dict[str, Any] = {"limit": 1000}
+        if cursor:
+            params["cursor"] = cursor
+        page = (await client.get("/orders", params=params, headers=headers)).json()
+        for item in page["items"]:
+            found[item["order_id"]] = {f["trade_id"] for f in item["fills"]}
+        cursor = page["next_cursor"]
+        if cursor is None:
+            return found
+
+
+class TestCrash:
+    async def test_kill_9_loses_no_webhook_on_postgres(
+        self, pg_url: str, tmp_path: Path, redis_prefix: str
+    ) -> None:
+        await run_drill(pg_url, tmp_path, redis_prefix)
+
+    async def test_kill_9_loses_no_webhook_on_sqlite(
+        self, tmp_path: Path, redis_prefix: str
+    ) -> None:
+        await run_drill(f"sqlite:///{tmp_path / 'ticker.db'}", tmp_path, redis_prefix)

@@ -1,0 +1,42 @@
+"""Which events an order row yields, and how times render."""
+
+from __future__ import annotations
+
+import pytest
+
+from app.services.webhooks.events import event_types, iso_time
+
+
+class TestEventTypes:
+    @pytest.mark.parametrize(
+        ("status", "created", "traded", "expected"),
+        [
+            ("open", True, False, ["order.accepted"]),
+            ("pending_trigger", True, False, ["order.accepted"]),
+            ("rejected", True, False, ["order.rejected"]),
+            ("filled", True, True, ["order.accepted", "order.filled"]),
+            ("partially_filled", True, True, ["order.accepted", "order.partially_filled"]),
+            (
+                "cancelled",
+                True,
+                True,
+                ["order.accepted", "order.partially_filled", "order.cancelled"],
+            ),
+            ("cancelled", True, False, ["order.accepted", "order.cancelled"]),
+            ("partially_filled", False, True, ["order.partially_filled"]),
+            ("filled", False, True, ["order.filled"]),
+            ("cancelled", False, False, ["order.cancelled"]),
+            ("expired", False, False, ["order.expired"]),
+            ("open", False, False, []),  # an amend, a stop that triggered without trading
+        ],
+    )
+    def test_event_types(
+        self, status: str, created: bool, traded: bool, expected: list[str]
+    ) -> None:
+        assert event_types(status, created=created, traded=traded) == expected
+
+
+class TestIsoTime:
+    def test_microseconds_and_z(self) -> None:
+        assert iso_time(1_795_000_000_123_456_789) == "2026-11-18T11:06:40.123456Z"
+        assert iso_time(0) == "1970-01-01T00:00:00Z"

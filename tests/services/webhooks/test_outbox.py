@@ -1,0 +1,245 @@
+"""The outbox hook inside the journal's transaction, with a real database on both backends:
+rows commit with the orders they report, roll back with them, and only for subscribers."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import orjson
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from app.engine import Side, Trade
+from app.errors import UnknownInstrument
+from app.metrics import Metrics
+from app.services.instrument import Instrument
+from app.services.instrument_snapshot import RegistrySnapshot
+from app.services.orders.journal import JournalUnavailable, JournalUnit, JournalWriter
+from app.services.webhooks import claims, repository
+from app.services.webhooks.outbox import OutboxWriter
+from app.store.database import Database
+from app.store.journal import orders
+from app.store.webhooks import webhook_batches, webhook_outbox
+from tests.support.instruments import database, database_url  # noqa: F401
+
+TOKEN = 408065
+NOW = 1_795_000_000_000_000_000
+
+
+@dataclass
+class Registry:
+    snapshot: RegistrySnapshot
+
+
+def infy() -> Instrument:
+    return Instrument.create(
+        instrument_token=TOKEN,
+        exchange_token=1594,
+        exchange="NSE",
+        tradingsymbol="INFY",
+        name="INFOSYS",
+        instrument_type="EQ",
+        segment="NSE",
+        tick_size=Decimal("0.05"),
+        lot_size=Decimal(1),
+        expiry=None,
+        strike=Decimal(0),
+        last_price=Decimal("1875.4"),
+    )
+
+
+def row(order_id: int, account: str, status: str, **changes: Any) -> dict[str, Any]:
+    values = {
+        "order_id": order_id,
+        "account": account,
+        "client_order_id": f"c{order_id}",
+        "batch_id": "b1",
+        "instrument_token": TOKEN,
+        "side": "sell",
+        "order_type": "limit",
+        "time_in_force": "GTC",
+        "post_only": False,
+        "stp": "cancel_newest",
+        "price": 37508,
+        "trigger_price": None,
+        "quantity": 10,
+        "filled": 0,
+        "remaining": 10,
+        "status": status,
+        "priority": order_id,
+        "reason": None,
+        "created_ns": NOW,
+        "updated_ns": NOW,
+        "last_seq": order_id,
+    }
+    return values | changes
+
+
+def trade(seq: int, maker: int, taker: int, quantity: int) -> tuple[int, Trade]:
+    return TOKEN, Trade(seq, NOW + seq, 37508, quantity, maker, taker, "a", "b", Side.BUY, 0, 0)
+
+
+@pytest.fixture
+async def writer(database: Database) -> AsyncIterator[tuple[JournalWriter, OutboxWriter]]:  # noqa: F811
+    journal = JournalWriter(database=database, metrics=Metrics())
+    outbox = OutboxWriter(
+        database=database,
+        registry=Registry(RegistrySnapshot([infy()], None)),
+        metrics=Metrics(),
+        retry_horizon_ns=10**9,
+        clock=lambda: NOW,
+    )
+    journal.add_transaction_hook(outbox.write)
+    journal.add_listener(outbox.after_commit)
+    task = asyncio.create_task(journal.run())
+    yield journal, outbox
+    task.cancel()
+
+
+async def add_endpoint(
+    db: Database, outbox: OutboxWriter, endpoint_id: str, account: str, events: list[str]
+) -> None:
+    await repository.insert_endpoint(
+        db,
+        {
+            "endpoint_id": endpoint_id,
+            "account": account,
+            "url": "http://127.0.0.1:9/hook",
+            "description": "",
+            "events": orjson.dumps(events).decode(),
+            "secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+            "enabled": True,
+            "created_ns": NOW,
+            "updated_ns": NOW,
+        },
+    )
+    await outbox.refresh()
+
+
+async def outbox_rows(db: Database) -> list[Any]:
+    """The outbox once the queued batches are expanded (as the dispatcher does)."""
+    await claims.expand(db)
+    async with db.engine.connect() as conn:
+        assert await conn.scalar(select(func.count()).select_from(webhook_batches)) == 0
+        return list(await conn.execute(select(webhook_outbox).order_by(webhook_outbox.c.id)))
+
+
+def traded_unit() -> JournalUnit:
+    """Order 2 (account a) took 4 of resting order 1 (account b), then was done."""
+    return JournalUnit(
+        orders=[
+            row(1, "b", "partially_filled", filled=4, remaining=6),
+            row(2, "a", "filled", side="buy", quantity=4, filled=4, remaining=0),
+        ],
+        trades=[trade(3, maker=1, taker=2, quantity=4)],
+        created={2},
+    )
+
+
+class TestOutboxWriter:
+    async def test_rows_commit_with_the_journal_for_subscribers_only(
+        self,
+        database: Database,  # noqa: F811
+        writer: tuple[JournalWriter, OutboxWriter],
+    ) -> None:
+        journal, outbox = writer
+        woken: list[bool] = []
+        outbox.on_written(lambda: woken.append(True))
+        await add_endpoint(database, outbox, "we_all", "a", ["order.accepted", "order.filled"])
+        await add_endpoint(database, outbox, "we_fills", "a", ["order.filled"])
+        await journal.enqueue(traded_unit())
+        rows = await outbox_rows(database)
+        assert [(r.endpoint_id, r.event_type, r.order_id) for r in rows] == [
+            ("we_all", "order.accepted", 2),
+            ("we_all", "order.filled", 2),
+            ("we_fills", "order.filled", 2),
+        ]
+        assert woken == [True]
+        assert rows[0].payload == rows[1].payload == rows[2].payload  # one snapshot, shared
+        assert {r.status for r in rows} == {"pending"}
+        assert {r.attempt_count for r in rows} == {0}
+        assert rows[0].deadline_ns == NOW + 10**9
+        body = orjson.loads(outbox.render(rows[1].event_type, rows[1].created_ns, rows[1].payload))
+        assert body["type"] == "order.filled"
+        assert body["timestamp"] == "2026-11-18T11:06:40Z"
+        assert body["data"]["order"]["price"] == "1875.4"
+        assert body["data"]["order"]["symbol"] == "NSE:INFY"
+        assert body["data"]["order"]["filled_quantity"] == "4"
+        assert body["data"]["fills"] == [
+            {
+                "trade_id": "3",
+                "price": "1875.4",
+                "quantity": "4",
+                "liquidity": "taker",
+                "executed_at": "2026-11-18T11:06:40Z",
+            }
+        ]
+        accepted = orjson.loads(
+            outbox.render(rows[0].event_type, rows[0].created_ns, rows[0].payload)
+        )
+        assert accepted["type"] == "order.accepted"
+        assert accepted["data"]["fills"] == []
+
+    async def test_rows_roll_back_with_a_failed_commit(
+        self,
+        database: Database,  # noqa: F811
+        writer: tuple[JournalWriter, OutboxWriter],
+    ) -> None:
+        journal, outbox = writer
+        woken: list[bool] = []
+        outbox.on_written(lambda: woken.append(True))
+        await add_endpoint(database, outbox, "we_all", "a", ["order.accepted", "order.filled"])
+
+        async def crash(_conn: AsyncConnection, _units: list[JournalUnit]) -> None:
+            raise RuntimeError("the commit dies after the outbox rows were written")
+
+        journal.add_transaction_hook(crash)
+        with pytest.raises(JournalUnavailable):
+            await journal.enqueue(traded_unit())
+        async with database.engine.connect() as conn:
+            assert await conn.scalar(select(func.count()).select_from(webhook_batches)) == 0
+        assert await outbox_rows(database) == []
+        async with database.engine.connect() as conn:
+            assert await conn.scalar(select(func.count()).select_from(orders)) == 0
+        assert woken == []
+
+    async def test_nothing_is_written_without_endpoints(
+        self,
+        database: Database,  # noqa: F811
+        writer: tuple[JournalWriter, OutboxWriter],
+    ) -> None:
+        journal, outbox = writer
+        await add_endpoint(database, outbox, "we_other", "c", ["order.filled"])
+        assert outbox.rows_for([traded_unit()]) == []
+        await journal.enqueue(traded_unit())
+        assert await outbox_rows(database) == []
+
+    async def test_an_unknown_instrument_fails_at_rendering_not_in_the_commit(
+        self,
+        database: Database,  # noqa: F811
+        writer: tuple[JournalWriter, OutboxWriter],
+    ) -> None:
+        journal, outbox = writer
+        await add_endpoint(database, outbox, "we_all", "a", ["order.accepted"])
+        unit = JournalUnit(orders=[row(5, "a", "open", instrument_token=1)], created={5})
+        await journal.enqueue(unit)
+        (stored,) = await outbox_rows(database)
+        with pytest.raises(UnknownInstrument):
+            outbox.render(stored.event_type, stored.created_ns, stored.payload)
+
+    async def test_disabled_endpoints_are_not_routed(
+        self,
+        database: Database,  # noqa: F811
+        writer: tuple[JournalWriter, OutboxWriter],
+    ) -> None:
+        _journal, outbox = writer
+        await add_endpoint(database, outbox, "we_all", "a", ["order.accepted"])
+        assert [r.endpoint_id for r in outbox.routes("a")] == ["we_all"]
+        await repository.update_endpoint(database, "a", "we_all", {"enabled": False})
+        await outbox.refresh()
+        assert outbox.routes("a") == ()

@@ -1,0 +1,81 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import select
+
+from app.settings import Settings
+from app.store.database import Database
+from app.store.journal import orders, trades, write_rows
+from app.store.migrate import migrate
+
+
+def order_row(order_id: int, account: str, client_order_id: str | None) -> dict:
+    return {
+        "order_id": order_id,
+        "account": account,
+        "client_order_id": client_order_id,
+        "batch_id": None,
+        "instrument_token": 408065,
+        "side": "buy",
+        "order_type": "limit",
+        "time_in_force": "GTC",
+        "post_only": order_id % 2 == 0,
+        "stp": "cancel_newest",
+        "price": 37508,
+        "trigger_price": None,
+        "quantity": 5,
+        "filled": 0,
+        "remaining": 5,
+        "status": "open",
+        "priority": order_id,
+        "reason": None,
+        "created_ns": 1,
+        "updated_ns": 1,
+        "last_seq": order_id,
+    }
+
+
+class TestWriteRows:
+    @pytest.mark.parametrize("account", ['desk "a"', "back\\\\slash", "{braces,comma}", "NULL", ""])
+    async def test_round_trips_any_text_and_upserts(
+        self, backend_settings: Settings, account: str
+    ) -> None:
+        database = Database.create(backend_settings.db.url, data_dir=backend_settings.db.data_dir)
+        try:
+            await migrate(database)
+            executed = datetime(2026, 11, 22, 1, 2, 3, 456789, tzinfo=UTC)
+            trade = {
+                "trade_id": 7,
+                "executed_at": executed,
+                "ts_ns": 5,
+                "instrument_token": 408065,
+                "price": 37508,
+                "quantity": 2,
+                "maker_order_id": 1,
+                "taker_order_id": 2,
+                "maker_account": account,
+                "taker_account": "b",
+                "taker_side": "sell",
+            }
+            async with database.engine.begin() as conn:
+                await write_rows(
+                    conn,
+                    order_rows=[order_row(1, account, None), order_row(2, account, "c-1")],
+                    trade_rows=[trade],
+                )
+            updated = order_row(1, account, None) | {"status": "filled", "remaining": 0}
+            async with database.engine.begin() as conn:
+                await write_rows(conn, order_rows=[updated], trade_rows=[])
+            async with database.engine.connect() as conn:
+                rows = (await conn.execute(select(orders).order_by(orders.c.order_id))).all()
+                stored_trade = (await conn.execute(select(trades))).one()
+        finally:
+            await database.dispose()
+        assert [(r.account, r.client_order_id, r.status, r.post_only) for r in rows] == [
+            (account, None, "filled", False),
+            (account, "c-1", "open", True),
+        ]
+        assert stored_trade.maker_account == account
+        assert stored_trade.executed_at.replace(tzinfo=UTC) == executed

@@ -1,0 +1,1 @@
+"""Test support: real servers and databases the tests start and clean up themselves."""

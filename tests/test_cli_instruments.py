@@ -1,0 +1,70 @@
+"""``ticker-service instruments import`` end to end, in a subprocess like an operator runs it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import psycopg
+
+from app.services.instrument_import import BUNDLED_INSTRUMENTS_CSV
+from tests.support.instruments import csv_row, csv_text
+from tests.test_cli import base_env, run_cli
+
+
+def statuses(pg_url: str) -> dict[int, str]:
+    with psycopg.connect(pg_url) as conn:
+        rows = conn.execute("SELECT instrument_token, status FROM instruments").fetchall()
+    return dict(rows)
+
+
+class TestInstrumentsImport:
+    def test_imports_then_updates_on_postgres(self, tmp_path: Path, pg_url: str) -> None:
+        env = base_env(tmp_path) | {"DATABASE_URL": pg_url}
+        first = run_cli(
+            "instruments", "import", str(BUNDLED_INSTRUMENTS_CSV), env=env, cwd=tmp_path
+        )
+        assert first.returncode == 0, first.stderr
+        assert "44 inserted, 0 updated, 0 rejected" in first.stdout
+        again = run_cli(
+            "instruments", "import", str(BUNDLED_INSTRUMENTS_CSV), env=env, cwd=tmp_path
+        )
+        assert again.returncode == 0, again.stderr
+        assert "0 inserted, 44 updated" in again.stdout
+        assert len(statuses(pg_url)) == 44
+
+    def test_bad_rows_are_named_and_exit_non_zero(self, tmp_path: Path, pg_url: str) -> None:
+        path = tmp_path / "some-bad.csv"
+        path.write_text(
+            csv_text(csv_row(1, "A"), csv_row(2, "B", tick="0.0.5"), csv_row(3, "C", lot="0"))
+        )
+        env = base_env(tmp_path) | {"DATABASE_URL": pg_url}
+        result = run_cli("instruments", "import", str(path), env=env, cwd=tmp_path)
+        assert result.returncode == 1
+        assert "1 inserted, 0 updated, 2 rejected" in result.stdout
+        assert "line 3: skipped: tick_size '0.0.5'" in result.stderr
+        assert "line 4: skipped: lot_size must be greater than zero" in result.stderr
+        assert statuses(pg_url) == {1: "active"}
+
+    def test_delist_missing_on_sqlite(self, tmp_path: Path) -> None:
+        env = base_env(tmp_path) | {"DATA_DIR": str(tmp_path / "data")}
+        full = tmp_path / "full.csv"
+        full.write_text(csv_text(csv_row(1, "A"), csv_row(2, "B")))
+        partial = tmp_path / "partial.csv"
+        partial.write_text(csv_text(csv_row(1, "A")))
+        assert run_cli("instruments", "import", str(full), env=env, cwd=tmp_path).returncode == 0
+        result = run_cli(
+            "instruments", "import", str(partial), "--delist-missing", env=env, cwd=tmp_path
+        )
+        assert result.returncode == 0, result.stderr
+        assert "1 delisted" in result.stdout
+
+    def test_unusable_file_exits_2(self, tmp_path: Path) -> None:
+        env = base_env(tmp_path) | {"DATA_DIR": str(tmp_path / "data")}
+        missing = run_cli("instruments", "import", "nope.csv", env=env, cwd=tmp_path)
+        assert missing.returncode == 2
+        assert "cannot read" in missing.stderr
+        header = tmp_path / "header.csv"
+        header.write_text("token,symbol\n1,A\n")
+        wrong = run_cli("instruments", "import", str(header), env=env, cwd=tmp_path)
+        assert wrong.returncode == 2
+        assert "missing column(s)" in wrong.stderr
