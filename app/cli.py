@@ -64,8 +64,8 @@ def _serve(args: argparse.Namespace) -> int:
 
 def _migrate(_args: argparse.Namespace) -> int:
     from app.logs import configure_logging
-    from app.main import open_database
     from app.store.migrate import current_revision
+    from app.wiring import open_database
 
     settings = _settings_or_exit()
     configure_logging(settings.log)
@@ -132,9 +132,9 @@ def _keys_list(_args: argparse.Namespace) -> int:
 def _instruments_import(args: argparse.Namespace) -> int:
     from app.errors import ImportFileInvalid
     from app.logs import configure_logging
-    from app.main import open_database
     from app.services.instrument_import import ImportReport, InstrumentImporter
     from app.store.instruments import InstrumentStore
+    from app.wiring import open_database
 
     settings = _settings_or_exit(production_checks=False)  # needs only the database
     configure_logging(settings.log)

@@ -1,0 +1,209 @@
+"""How the lifespan builds the pieces it owns: database, keys, registry, webhooks, ticker.
+
+Each builder takes the settings and what it depends on, starts its background work on the
+given ``BackgroundTasks`` and returns the service. ``app.roles`` builds the order path.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy.exc import InterfaceError, OperationalError
+from tenacity import (
+    AsyncRetrying,
+    before_sleep_log,
+    retry_if_exception_type,
+    stop_after_delay,
+    wait_exponential,
+)
+
+from app.background import BackgroundTasks
+from app.logs import register_secret
+from app.metrics import Metrics
+from app.roles import Trading
+from app.services.auth import AuthService
+from app.services.instrument_import import BUNDLED_INSTRUMENTS_CSV, InstrumentImporter
+from app.services.keys import ALL_SCOPES, DEVELOPMENT_ACCOUNT, KeyFileError, create_key_file
+from app.services.orders.journal import JournalWriter
+from app.services.registry import InstrumentRegistry
+from app.services.ticker import (
+    SubscriptionService,
+    TickerLimits,
+    TickerService,
+)
+from app.services.webhooks.dispatcher import DispatchConfig, Dispatcher
+from app.services.webhooks.endpoints import WebhookService
+from app.services.webhooks.outbox import OutboxWriter
+from app.services.webhooks.ssrf import TargetPolicy
+from app.settings import Settings
+from app.store.database import Database
+from app.store.instruments import InstrumentStore
+from app.store.migrate import migrate
+from app.store.redis import RedisStore
+
+log = logging.getLogger(__name__)
+
+
+async def open_database(settings: Settings, *, startup_timeout: float | None = None) -> Database:
+    """Connect and migrate, retrying while PostgreSQL comes up (compose/k8s start order)."""
+    database = Database.create(
+        settings.db.url,
+        data_dir=settings.db.data_dir,
+        pool_size=settings.db.pool_size,
+        connect_timeout=settings.db.connect_timeout,
+    )
+    async for attempt in AsyncRetrying(
+        stop=stop_after_delay(
+            0 if database.is_sqlite else (startup_timeout or settings.db.startup_timeout)
+        ),
+        wait=wait_exponential(multiplier=0.2, max=5),
+        retry=retry_if_exception_type((OSError, OperationalError, InterfaceError)),
+        before_sleep=before_sleep_log(log, logging.WARNING),
+        reraise=True,
+    ):
+        with attempt:
+            await migrate(database, use_timescaledb=settings.db.use_timescaledb)
+    return database
+
+
+def build_auth(settings: Settings, metrics: Metrics) -> AuthService:
+    """The key store. In development with no key at all, first create one and print it once
+    (only its digest is stored): ``make run`` relies on this line to show the user a key."""
+    auth = settings.auth
+    if not settings.is_production and not auth.api_key and not auth.has_key_files():
+        try:
+            created = create_key_file(
+                auth.tokens_dir,
+                account=DEVELOPMENT_ACCOUNT,
+                scopes=ALL_SCOPES,
+                name=DEVELOPMENT_ACCOUNT,
+            )
+        except (OSError, KeyFileError) as exc:
+            log.error("could not create a development API key in %s: %s", auth.tokens_dir, exc)
+        else:
+            register_secret(created.key)
+            print(f"development API key: {created.key}", flush=True)
+            print(
+                f"  (account {DEVELOPMENT_ACCOUNT!r}, all scopes; shown once: only its SHA-256 "
+                f"is kept, in {created.path})",
+                flush=True,
+            )
+    return AuthService(
+        api_key=auth.api_key,
+        tokens_dir=auth.tokens_dir,
+        rate_limit=auth.rate_limit,
+        rate_limit_burst=auth.rate_limit_burst,
+        unauthenticated_rate_limit=auth.unauthenticated_rate_limit,
+        metrics=metrics,
+    )
+
+
+async def load_registry(
+    settings: Settings, database: Database, metrics: Metrics
+) -> InstrumentRegistry:
+    """The instrument registry, loaded once. An empty table is seeded first from
+    ``INSTRUMENTS_SEED_CSV``, or in development (unset) from the bundled sample."""
+    store = InstrumentStore(database)
+    seed = settings.registry.seed_csv
+    if seed is None and not settings.is_production:
+        seed = BUNDLED_INSTRUMENTS_CSV
+    if seed is not None:
+        await InstrumentImporter(store=store).seed_if_empty(seed)
+    registry = InstrumentRegistry(
+        store=store, metrics=metrics, refresh_seconds=settings.registry.refresh_seconds
+    )
+    await registry.refresh()
+    return registry
+
+
+async def start_webhooks(
+    settings: Settings,
+    *,
+    database: Database,
+    registry: InstrumentRegistry,
+    metrics: Metrics,
+    background: BackgroundTasks,
+    journal: JournalWriter | None,
+) -> tuple[WebhookService, Dispatcher]:
+    """The outbox hook in the journal's transaction, and the dispatcher delivering from it."""
+    hooks = settings.webhooks
+    policy = TargetPolicy(
+        allow_loopback=hooks.allow_loopback, allow_private=hooks.allow_private_targets
+    )
+    outbox = OutboxWriter(
+        database=database,
+        registry=registry,
+        metrics=metrics,
+        retry_horizon_ns=int(hooks.retry_horizon_seconds * 1e9),
+    )
+    dispatcher = Dispatcher(
+        database=database,
+        outbox=outbox,
+        metrics=metrics,
+        policy=policy,
+        config=DispatchConfig(
+            concurrency=hooks.concurrency,
+            endpoint_concurrency=hooks.endpoint_concurrency,
+            connect_timeout=hooks.connect_timeout,
+            read_timeout=hooks.read_timeout,
+            retry_initial_seconds=hooks.retry_initial_seconds,
+            retry_max_seconds=hooks.retry_max_seconds,
+            poll_seconds=hooks.poll_seconds,
+            retention_seconds=hooks.retention_days * 86400,
+        ),
+    )
+    await outbox.refresh()
+    outbox.on_written(dispatcher.batches_written)
+    if journal is not None:  # a gateway journals nothing: it only dispatches
+        journal.add_transaction_hook(outbox.write)
+        journal.add_listener(outbox.after_commit)
+    background.start("webhook-dispatcher", dispatcher.run())
+    service = WebhookService(
+        database=database,
+        outbox=outbox,
+        dispatcher=dispatcher,
+        policy=policy,
+        max_endpoints=hooks.max_endpoints_per_account,
+        secret_grace_ns=int(hooks.secret_grace_seconds * 1e9),
+    )
+    return service, dispatcher
+
+
+async def start_ticker(
+    settings: Settings,
+    *,
+    trading: Trading,
+    database: Database,
+    redis: RedisStore,
+    registry: InstrumentRegistry,
+    auth: AuthService,
+    metrics: Metrics,
+    background: BackgroundTasks,
+) -> TickerService:
+    """WebSocket streams and tick fan-out, fed by the journal of the local books (if any)."""
+    ticker_settings = settings.ticker
+    subscriptions = SubscriptionService(database=database, registry=registry)
+    ticker = TickerService(
+        engine=trading.engine,
+        cancel_all=trading.router.cancel_all,
+        registry=registry,
+        auth=auth,
+        redis=redis,
+        database=database,
+        subscriptions=subscriptions,
+        metrics=metrics,
+        limits=TickerLimits(
+            max_instruments=ticker_settings.max_instruments_per_connection,
+            max_connections_per_key=ticker_settings.max_connections_per_key,
+            heartbeat_seconds=ticker_settings.heartbeat_seconds,
+            idle_timeout_seconds=ticker_settings.idle_timeout_seconds,
+            auth_timeout_seconds=ticker_settings.auth_timeout_seconds,
+            send_queue_limit=ticker_settings.send_queue_limit,
+            slow_client_seconds=ticker_settings.slow_client_seconds,
+            registry_ttl_seconds=ticker_settings.registry_ttl_seconds,
+            flush_interval_seconds=ticker_settings.flush_interval_ms / 1000,
+        ),
+        replica_id=settings.cluster.instance_id,
+    )
+    await ticker.start(background)
+    return ticker
