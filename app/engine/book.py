@@ -35,6 +35,7 @@ from app.engine.events import (
     OrderCancelled,
     OrderExpired,
     OrderRejected,
+    new_event,
 )
 from app.engine.ladder import ANY_PRICE
 from app.engine.matching import MatchingCore
@@ -55,6 +56,7 @@ _MARKET = OrderType.MARKET
 _IOC = TimeInForce.IOC
 _FOK = TimeInForce.FOK
 _DAY = TimeInForce.DAY
+_USER_CANCELLED = Reason.USER_CANCELLED
 
 
 class OrderBook(MatchingCore):
@@ -123,7 +125,12 @@ class OrderBook(MatchingCore):
                 return self._reject(oid, Reason.FOK_NOT_FILLABLE, ts)
             self._priority = prio = self._priority + 1
             seqr.last = s = seqr.last + 1
-            evs: list[Event] = [OrderAccepted(s, ts, oid, prio)]
+            ev = new_event(OrderAccepted)  # = OrderAccepted(s, ts, oid, prio): see events.py
+            ev.seq = s
+            ev.timestamp = ts
+            ev.order_id = oid
+            ev.priority = prio
+            evs: list[Event] = [ev]
             left = self._take(oid, cmd.account, side, cmd.stp, qty, threshold, opp, evs, ts)
             if left:
                 if not price:
@@ -144,12 +151,25 @@ class OrderBook(MatchingCore):
             return self._reject(oid, Reason.FOK_NOT_FILLABLE, ts)
         self._priority = prio = self._priority + 1
         seqr.last = s = seqr.last + 1
-        evs = [OrderAccepted(s, ts, oid, prio)]
+        ev = new_event(OrderAccepted)
+        ev.seq = s
+        ev.timestamp = ts
+        ev.order_id = oid
+        ev.priority = prio
+        evs = [ev]
         if tif is _IOC:
             self._cancel_rest(oid, qty, Reason.IOC_UNFILLED, evs, ts)
             return evs
         # Passive: rest at the back of its level (inlined ``Ladder.add``: the hottest path).
-        order = Order(oid, cmd.account, side, price, qty, 0, prio, cmd)
+        order = new_event(Order)  # = Order(oid, cmd.account, side, price, qty, 0, prio, cmd)
+        order.order_id = oid
+        order.account = cmd.account
+        order.side = side
+        order.price = price
+        order.remaining = qty
+        order.filled = 0
+        order.priority = prio
+        order.terms = cmd
         self._orders[oid] = order
         if buy:
             own = self._bids
@@ -207,7 +227,13 @@ class OrderBook(MatchingCore):
         seqr = self._seq
         seqr.last = s = seqr.last + 1
         ts = cmd.timestamp
-        evs: list[Event] = [OrderCancelled(s, ts, oid, remaining, Reason.USER_CANCELLED)]
+        ev = new_event(OrderCancelled)
+        ev.seq = s
+        ev.timestamp = ts
+        ev.order_id = oid
+        ev.quantity = remaining
+        ev.reason = _USER_CANCELLED
+        evs: list[Event] = [ev]
         was_best = rank == ladder.best
         if not level.count:
             ladder.drop(rank)

@@ -13,8 +13,15 @@ Modify semantics: events are facts; nothing mutates them. Complexity: plain reco
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Final
 
 from app.engine.model import Side
+
+#: The hot paths build an event as ``ev = new_event(Trade)`` followed by one store per field
+#: instead of ``Trade(...)``: the same object, but ~40% cheaper on CPython 3.11 (no Python-level
+#: ``__init__`` frame entered from C). So: no defaults, no ``__post_init__``, and every field is
+#: stored; ``tests/engine/support.py`` checks that each emitted event has all of its fields.
+new_event: Final = object.__new__
 
 
 @dataclass(slots=True)

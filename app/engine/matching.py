@@ -28,6 +28,7 @@ from app.engine.events import (
     StopTriggered,
     TopOfBookChanged,
     Trade,
+    new_event,
 )
 from app.engine.ladder import ANY_PRICE, EMPTY, Ladder
 from app.engine.model import Order, Reason, SelfTradePrevention, Side, TimeInForce
@@ -68,8 +69,14 @@ class MatchingCore(BookViews):
 
     def _cancel_rest(self, oid: int, qty: int, reason: str, evs: list[Event], ts: int) -> None:
         seqr = self._seq
-        seqr.last += 1
-        evs.append(OrderCancelled(seqr.last, ts, oid, qty, reason))
+        seqr.last = s = seqr.last + 1
+        ev = new_event(OrderCancelled)
+        ev.seq = s
+        ev.timestamp = ts
+        ev.order_id = oid
+        ev.quantity = qty
+        ev.reason = reason
+        evs.append(ev)
 
     def _take(
         self,
@@ -92,6 +99,7 @@ class MatchingCore(BookViews):
         ranks = opp.ranks
         index = self._orders
         append = evs.append
+        new = new_event
         guard = stp is not _STP_NONE
         start = qty
         first = last = trades = 0
@@ -136,10 +144,19 @@ class MatchingCore(BookViews):
                 qty -= fill
                 mrem -= fill
                 s += 1
-                append(
-                    Trade(s, ts, price, fill, maker.order_id, tid, maker.account, tacct, tside,
-                          mrem, qty)
-                )  # fmt: skip
+                ev = new(Trade)  # = Trade(s, ts, price, ...): see events.py
+                ev.seq = s
+                ev.timestamp = ts
+                ev.price = price
+                ev.quantity = fill
+                ev.maker_order_id = maker.order_id
+                ev.taker_order_id = tid
+                ev.maker_account = maker.account
+                ev.taker_account = tacct
+                ev.taker_side = tside
+                ev.maker_remaining = mrem
+                ev.taker_remaining = qty
+                append(ev)
                 maker.filled += fill
                 trades += 1
                 last = price
@@ -154,7 +171,11 @@ class MatchingCore(BookViews):
                 del index[maker.order_id]
                 level.count -= 1
                 s += 1
-                append(OrderFilled(s, ts, maker.order_id))
+                done = new(OrderFilled)
+                done.seq = s
+                done.timestamp = ts
+                done.order_id = maker.order_id
+                append(done)
                 if not level.count:
                     del levels[rank]
                     ranks.pop()
@@ -166,7 +187,11 @@ class MatchingCore(BookViews):
             volume = start - qty
             if not qty and not cancelled:
                 s += 1
-                append(OrderFilled(s, ts, tid))
+                done = new(OrderFilled)
+                done.seq = s
+                done.timestamp = ts
+                done.order_id = tid
+                append(done)
             self._last = last
             self._volume += volume
             self._trade_count += trades
@@ -274,5 +299,12 @@ class MatchingCore(BookViews):
         if top != self._top:
             self._top = top
             seqr = self._seq
-            seqr.last += 1
-            evs.append(TopOfBookChanged(seqr.last, ts, bid_price, bid_qty, ask_price, ask_qty))
+            seqr.last = s = seqr.last + 1
+            ev = new_event(TopOfBookChanged)
+            ev.seq = s
+            ev.timestamp = ts
+            ev.bid_price = bid_price
+            ev.bid_quantity = bid_qty
+            ev.ask_price = ask_price
+            ev.ask_quantity = ask_qty
+            evs.append(ev)

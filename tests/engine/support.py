@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import astuple
 from typing import Any
 
 from app.engine import (
@@ -54,6 +55,9 @@ class Harness:
         self.book.check_invariants()
         assert [e.seq for e in events] == list(range(before + 1, before + 1 + len(events)))
         assert all(e.timestamp == cmd.timestamp for e in events)
+        # The hot paths build events field by field (``new_event``): each one must be complete
+        # and equal to the event its constructor would build.
+        assert all(type(e)(*astuple(e)) == e for e in events)
         tops = [e for e in events if isinstance(e, TopOfBookChanged)]
         assert len(tops) <= 1
         assert not tops or events[-1] is tops[0]
