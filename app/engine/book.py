@@ -37,7 +37,7 @@ from app.engine.events import (
     OrderRejected,
     new_event,
 )
-from app.engine.ladder import ANY_PRICE
+from app.engine.ladder import ANY_PRICE, EMPTY, Ladder
 from app.engine.matching import MatchingCore
 from app.engine.model import (
     MAX_PRICE,
@@ -61,6 +61,8 @@ _USER_CANCELLED = Reason.USER_CANCELLED
 
 class OrderBook(MatchingCore):
     """The book of one instrument. Not thread-safe: one writer per book."""
+
+    __slots__ = ()
 
     @classmethod
     def restore(
@@ -87,76 +89,63 @@ class OrderBook(MatchingCore):
         return [OrderRejected(self._seq.next(), ts, order_id, reason)]
 
     def _new(self, cmd: NewOrder) -> list[Event]:
-        ts = cmd.timestamp
+        # Hot path: a well-formed limit order that does not cross rests at once. Anything else
+        # that is well-formed and crosses goes to ``_new_taker``; the rest the long way.
         oid = cmd.order_id
-        kind = cmd.order_type
         price = cmd.price
         qty = cmd.quantity
         tif = cmd.time_in_force
-        # One cheap test passes well-formed limit and market orders; the rest go the long way.
-        if (
-            (
-                (kind is _LIMIT and price is not None and 0 < price <= MAX_PRICE)
-                or (kind is _MARKET and price is None and not cmd.post_only)
-            )
+        if cmd.order_type is _LIMIT:
+            if not (
+                price is not None
+                and 0 < price <= MAX_PRICE
+                and qty > 0
+                and cmd.trigger_price is None
+                and oid not in self._orders
+                and oid not in self._stops
+                and not (cmd.post_only and (tif is _IOC or tif is _FOK))
+            ):
+                return self._new_other(cmd)
+            side = cmd.side
+            if side is _BUY:
+                opp = self._asks
+                threshold = -price
+                own = self._bids
+                rank = price
+            else:
+                opp = self._bids
+                threshold = price
+                own = self._asks
+                rank = -price
+            if opp.best >= threshold:  # crosses: a taker
+                return self._new_taker(cmd, price, threshold, opp)
+        elif (
+            cmd.order_type is _MARKET
+            and price is None
             and qty > 0
             and cmd.trigger_price is None
+            and not cmd.post_only
             and oid not in self._orders
             and oid not in self._stops
-            and not (cmd.post_only and (tif is _IOC or tif is _FOK))
         ):
-            price = price or 0
+            opp = self._asks if cmd.side is _BUY else self._bids
+            if opp.best == EMPTY:
+                return self._reject(oid, Reason.NO_LIQUIDITY, cmd.timestamp)
+            return self._new_taker(cmd, 0, ANY_PRICE, opp)
         else:
-            if oid in self._orders or oid in self._stops:
-                return self._reject(oid, Reason.DUPLICATE_ORDER_ID, ts)
-            reason = cmd.malformed()
-            if reason is not None:
-                return self._reject(oid, reason, ts)
-            return self._new_stop(cmd)  # the only well-formed orders the fast test refuses
-        side = cmd.side
-        buy = side is _BUY
-        opp = self._asks if buy else self._bids
-        threshold = (-price if buy else price) if price else ANY_PRICE
-        seqr = self._seq
-        if opp.best >= threshold:  # crosses: a taker
-            if cmd.post_only:
-                return self._reject(oid, Reason.POST_ONLY_WOULD_TAKE, ts)
-            if tif is _FOK and not self._fillable(cmd.account, cmd.stp, qty, threshold, opp):
-                return self._reject(oid, Reason.FOK_NOT_FILLABLE, ts)
-            self._priority = prio = self._priority + 1
-            seqr.last = s = seqr.last + 1
-            ev = new_event(OrderAccepted)  # = OrderAccepted(s, ts, oid, prio): see events.py
-            ev.seq = s
-            ev.timestamp = ts
-            ev.order_id = oid
-            ev.priority = prio
-            evs: list[Event] = [ev]
-            left = self._take(oid, cmd.account, side, cmd.stp, qty, threshold, opp, evs, ts)
-            if left:
-                if not price:
-                    self._cancel_rest(oid, left, Reason.NO_LIQUIDITY, evs, ts)
-                elif tif is _IOC or tif is _FOK:
-                    self._cancel_rest(oid, left, Reason.IOC_UNFILLED, evs, ts)
-                else:
-                    order = Order(oid, cmd.account, side, price, left, qty - left, prio, cmd)
-                    self._orders[oid] = order
-                    (self._bids if buy else self._asks).add(order, price)
-            if self._queue:
-                self._run_stops(evs, ts)
-            self._emit_top(evs, ts)
-            return evs
-        if not price:
-            return self._reject(oid, Reason.NO_LIQUIDITY, ts)
+            return self._new_other(cmd)
+        ts = cmd.timestamp
         if tif is _FOK:
             return self._reject(oid, Reason.FOK_NOT_FILLABLE, ts)
         self._priority = prio = self._priority + 1
+        seqr = self._seq
         seqr.last = s = seqr.last + 1
-        ev = new_event(OrderAccepted)
+        ev = new_event(OrderAccepted)  # = OrderAccepted(s, ts, oid, prio): see events.py
         ev.seq = s
         ev.timestamp = ts
         ev.order_id = oid
         ev.priority = prio
-        evs = [ev]
+        evs: list[Event] = [ev]
         if tif is _IOC:
             self._cancel_rest(oid, qty, Reason.IOC_UNFILLED, evs, ts)
             return evs
@@ -171,12 +160,6 @@ class OrderBook(MatchingCore):
         order.priority = prio
         order.terms = cmd
         self._orders[oid] = order
-        if buy:
-            own = self._bids
-            rank = price
-        else:
-            own = self._asks
-            rank = -price
         level = own.levels.get(rank)
         if level is None:
             own.add(order, price)
@@ -186,6 +169,52 @@ class OrderBook(MatchingCore):
             level.count += 1
         if rank == own.best:  # joined or became the best level
             self._emit_top(evs, ts)
+        return evs
+
+    def _new_other(self, cmd: NewOrder) -> list[Event]:
+        """A new order the fast test in ``_new`` refused: a duplicate, a malformed order or a
+        stop (the only well-formed orders it refuses)."""
+        oid = cmd.order_id
+        if oid in self._orders or oid in self._stops:
+            return self._reject(oid, Reason.DUPLICATE_ORDER_ID, cmd.timestamp)
+        reason = cmd.malformed()
+        if reason is not None:
+            return self._reject(oid, reason, cmd.timestamp)
+        return self._new_stop(cmd)
+
+    def _new_taker(self, cmd: NewOrder, price: int, threshold: int, opp: Ladder) -> list[Event]:
+        """A well-formed limit (``price``) or market (``price`` 0) order that crosses ``opp``."""
+        oid = cmd.order_id
+        ts = cmd.timestamp
+        tif = cmd.time_in_force
+        qty = cmd.quantity
+        if cmd.post_only:
+            return self._reject(oid, Reason.POST_ONLY_WOULD_TAKE, ts)
+        if tif is _FOK and not self._fillable(cmd.account, cmd.stp, qty, threshold, opp):
+            return self._reject(oid, Reason.FOK_NOT_FILLABLE, ts)
+        self._priority = prio = self._priority + 1
+        seqr = self._seq
+        seqr.last = s = seqr.last + 1
+        ev = new_event(OrderAccepted)
+        ev.seq = s
+        ev.timestamp = ts
+        ev.order_id = oid
+        ev.priority = prio
+        evs: list[Event] = [ev]
+        side = cmd.side
+        left = self._take(oid, cmd.account, side, cmd.stp, qty, threshold, opp, evs, ts)
+        if left:
+            if not price:
+                self._cancel_rest(oid, left, Reason.NO_LIQUIDITY, evs, ts)
+            elif tif is _IOC or tif is _FOK:
+                self._cancel_rest(oid, left, Reason.IOC_UNFILLED, evs, ts)
+            else:
+                order = Order(oid, cmd.account, side, price, left, qty - left, prio, cmd)
+                self._orders[oid] = order
+                (self._bids if side is _BUY else self._asks).add(order, price)
+        if self._queue:
+            self._run_stops(evs, ts)
+        self._emit_top(evs, ts)
         return evs
 
     def _new_stop(self, cmd: NewOrder) -> list[Event]:

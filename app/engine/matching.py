@@ -44,6 +44,8 @@ _STP_REASON = Reason.SELF_TRADE_PREVENTION
 
 
 class MatchingCore(BookViews):
+    __slots__ = ()
+
     def _execute(self, order: Order, evs: list[Event], ts: int) -> None:
         """Run a live ``order`` (a triggered stop, a re-queued amend) as a taker as far as it
         crosses, then rest it or cancel what is left."""

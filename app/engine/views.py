@@ -84,6 +84,23 @@ def _state(order: Order, pending: bool) -> OrderState:
 
 
 class BookViews:
+    __slots__ = (
+        "_asks",
+        "_bids",
+        "_buy_stops",
+        "_last",
+        "_orders",
+        "_priority",
+        "_queue",
+        "_sell_stops",
+        "_seq",
+        "_stops",
+        "_top",
+        "_trade_count",
+        "_volume",
+        "instrument_id",
+    )
+
     def __init__(self, instrument_id: int | str, sequencer: Sequencer | None = None) -> None:
         self.instrument_id = instrument_id
         self._seq = sequencer if sequencer is not None else Sequencer()
