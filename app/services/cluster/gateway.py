@@ -32,7 +32,7 @@ from app.services.orders.errors import OrderNotFound, OrderRejectedError
 from app.services.orders.idempotency import IdempotencyGuard
 from app.services.orders.render import render_reject
 from app.services.orders.requests import OrderInvalid, parse_batch, parse_order
-from app.services.orders.service import Registry
+from app.services.orders.router import Registry
 from app.services.orders.shard import shard_of
 from app.store.database import Database
 from app.store.journal import batches

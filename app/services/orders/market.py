@@ -6,7 +6,8 @@ from typing import Any
 
 from app.services.instrument import Instrument
 from app.services.orders import queries
-from app.services.orders.service import OrderService, Registry
+from app.services.orders.router import Registry
+from app.services.orders.service import OrderService
 from app.store.database import Database
 
 

@@ -8,7 +8,7 @@ from app.errors import NotFound, ValidationFailed
 from app.services.orders import queries
 from app.services.orders.errors import OrderNotFound
 from app.services.orders.render import render_order
-from app.services.orders.service import Registry
+from app.services.orders.router import Registry
 from app.store.database import Database
 
 ORDER_STATUSES = frozenset(

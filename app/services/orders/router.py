@@ -10,7 +10,16 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from app.services.instrument import Instrument
+from app.services.instrument import Instrument, InstrumentStatus
+from app.services.instrument_snapshot import RegistrySnapshot
+
+
+class Registry(Protocol):
+    """What the order path needs of the instrument registry."""
+
+    @property
+    def snapshot(self) -> RegistrySnapshot: ...
+    async def set_status(self, instrument_token: int, status: InstrumentStatus) -> Instrument: ...
 
 
 class OrderRouter(Protocol):

@@ -1,0 +1,212 @@
+"""Placing a parsed batch: each order is validated against the registry and the risk limits,
+then submitted to its book, in request order, in one synchronous step.
+
+An order that fails validation is rejected on its own (or, for an ``atomic`` batch, nothing
+is placed). A ``client_order_id`` the account already used returns that order unchanged.
+The result is the response plus the ``JournalUnit`` holding every row to commit.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from app.engine import NewOrder
+from app.errors import AppError
+from app.services.instrument import Instrument, InstrumentStatus
+from app.services.orders.books import LiveBooks
+from app.services.orders.journal import JournalUnit
+from app.services.orders.records import OrderRecord
+from app.services.orders.render import render_reject, render_result
+from app.services.orders.requests import OrderInvalid, OrderRequest, parse_order
+from app.services.orders.risk import RiskChecker, RiskReject
+from app.services.orders.router import Registry
+
+
+@dataclass(slots=True)
+class _Prepared:
+    index: int
+    request: OrderRequest
+    instrument: Instrument
+    lots: int
+    price: int | None
+    trigger: int | None
+
+
+@dataclass(slots=True)
+class Placed:
+    response: dict[str, Any]
+    unit: JournalUnit
+    codes: Counter[str]  # rejects by code
+
+
+class Placement:
+    def __init__(
+        self,
+        *,
+        live: LiveBooks,
+        registry: Registry,
+        risk: RiskChecker,
+        clock: Callable[[], int],
+    ) -> None:
+        self._live = live
+        self._registry = registry
+        self._risk = risk
+        self._clock = clock
+
+    def place(
+        self,
+        account: str,
+        items: list[Any],
+        atomic: bool,
+        batch_id: str,
+        known: dict[int, OrderRecord],
+    ) -> Placed:
+        """``known``: finished orders whose ``client_order_id`` the batch repeats."""
+        results: list[dict[str, Any] | None] = [None] * len(items)
+        prepared: list[_Prepared] = []
+        codes: Counter[str] = Counter()
+        for index, item in enumerate(items):
+            try:
+                prepared.append(self._prepare(account, index, item, len(prepared)))
+            except (OrderInvalid, RiskReject, AppError) as exc:
+                cid = item.get("client_order_id") if isinstance(item, dict) else None
+                code = getattr(exc, "code", "VALIDATION_ERROR")
+                results[index] = render_reject(
+                    index, cid if isinstance(cid, str) else None, code, _message(exc)
+                )
+                codes[code] += 1
+        if atomic and codes:
+            for p in prepared:
+                results[p.index] = render_reject(
+                    p.index,
+                    p.request.client_order_id,
+                    "BATCH_ABORTED",
+                    "not placed: another order of this atomic batch was rejected",
+                )
+                codes["BATCH_ABORTED"] += 1
+            prepared = []
+
+        live = self._live
+        unit = JournalUnit()
+        touched: dict[int, OrderRecord] = {}
+        seen: set[str] = set()
+        now = self._clock()
+        placed: list[tuple[_Prepared, OrderRecord]] = []
+        for p in prepared:
+            cid = p.request.client_order_id
+            if cid is not None:
+                if cid in seen:
+                    results[p.index] = render_reject(
+                        p.index,
+                        cid,
+                        "DUPLICATE_CLIENT_ORDER_ID",
+                        "client_order_id repeats an earlier order of this batch",
+                    )
+                    codes["DUPLICATE_CLIENT_ORDER_ID"] += 1
+                    continue
+                seen.add(cid)
+                existing = live.by_client_id(account, cid)
+                if existing is not None:
+                    record = live.records.get(existing) or known.get(existing)
+                    if record is not None:  # a resubmission: the original, unchanged
+                        placed.append((p, record))
+                        continue
+            record = self._new_record(account, batch_id, p, now)
+            unit.created.add(record.order_id)
+            placed.append((p, record))
+            live.submit(
+                NewOrder(
+                    record.order_id,
+                    account,
+                    p.request.side,
+                    p.request.order_type,
+                    p.lots,
+                    p.price,
+                    p.trigger,
+                    p.request.time_in_force,
+                    p.request.post_only,
+                    p.request.stp,
+                    now,
+                ),
+                p.instrument.instrument_token,
+                unit,
+                touched,
+            )
+        live.finish(unit, touched)
+
+        accepted = 0
+        for p, record in placed:
+            results[p.index] = render_result(p.instrument, record, p.index)
+            if record.status == "rejected":
+                codes[record.reason or "REJECTED"] += 1
+            else:
+                accepted += 1
+        final = [r for r in results if r is not None]
+        response = {
+            "batch_id": batch_id,
+            "accepted": accepted,
+            "rejected": len(final) - accepted,
+            "results": final,
+        }
+        return Placed(response, unit, codes)
+
+    def reference(self, instrument: Instrument) -> int | None:
+        """The price the risk bands are measured from: last trade, else the registry's."""
+        last = self._live.last_price(instrument.instrument_token)
+        if last is not None:
+            return last
+        if instrument.last_price > 0:
+            return int(instrument.last_price / instrument.tick_size)
+        return None
+
+    def _prepare(self, account: str, index: int, item: Any, pending: int) -> _Prepared:
+        request = parse_order(item)
+        instrument = self._registry.snapshot.resolve(request.symbol)
+        token = instrument.instrument_token
+        if instrument.status is InstrumentStatus.HALTED or token in self._live.halted:
+            raise RiskReject("INSTRUMENT_HALTED", f"{instrument.symbol} is halted")
+        lots = instrument.quantity_to_lots(request.quantity)
+        price = None if request.price is None else instrument.price_to_ticks(request.price)
+        trigger = (
+            None
+            if request.trigger_price is None
+            else instrument.price_to_ticks(request.trigger_price)
+        )
+        self._risk.check(
+            instrument,
+            lots=lots,
+            price=price,
+            reference=self.reference(instrument),
+            open_orders=self._live.open_count(account) + pending,
+        )
+        return _Prepared(index, request, instrument, lots, price, trigger)
+
+    def _new_record(self, account: str, batch_id: str, p: _Prepared, now: int) -> OrderRecord:
+        request = p.request
+        record = OrderRecord(
+            order_id=self._live.next_order_id(),
+            account=account,
+            client_order_id=request.client_order_id,
+            batch_id=batch_id,
+            instrument_token=p.instrument.instrument_token,
+            side=request.side.value,
+            order_type=request.order_type.value,
+            time_in_force=request.time_in_force.value,
+            post_only=request.post_only,
+            stp=request.stp.value,
+            price=p.price,
+            trigger_price=p.trigger,
+            quantity=p.lots,
+            remaining=p.lots,
+            created_ns=now,
+            updated_ns=now,
+        )
+        self._live.add(record)
+        return record
+
+
+def _message(exc: Exception) -> str:
+    return getattr(exc, "message", None) or str(exc) or type(exc).__name__
