@@ -266,7 +266,7 @@ class OrderBook(MatchingCore):
         was_best = rank == ladder.best
         if not level.count:
             ladder.drop(rank)
-        elif len(level.orders) > 2 * level.count + 16:
+        elif len(level.orders) > 3 * level.count + 32:  # see ``Ladder.compact``
             ladder.compact(level)
         if was_best:
             self._emit_top(evs, ts)

@@ -82,13 +82,16 @@ class Ladder:
         was_best = rank == self.best
         if not level.count:
             self.drop(rank)
-        elif len(level.orders) > 2 * level.count + 16:
+        elif len(level.orders) > 3 * level.count + 32:
             self.compact(level)
         return was_best
 
     @staticmethod
     def compact(level: Level) -> None:
-        """Drop a level's dead entries (called when they outnumber the live ones)."""
+        """Drop a level's dead entries, called when there are more than twice as many as live
+        ones, plus 32 (the same test is inlined in ``OrderBook._cancel``). Memory stays O(live
+        orders); a laxer bound than "dead > live" halves how often a level is rescanned, and
+        dead entries near the top are mostly dropped for free by the matching loop first."""
         level.orders = deque(filter(_LIVE, level.orders))
 
     def shrink(self, order: Order, price: int, quantity: int) -> bool:

@@ -7,6 +7,7 @@ import pytest
 
 from app.engine import (
     MAX_PRICE,
+    AmendOrder,
     CancelOrder,
     ExpireDay,
     NewOrder,
@@ -387,6 +388,17 @@ class TestCancel:
         h.run(CancelOrder(499))
         out = h.run(market(900, BUY, len(kept) + 1))
         assert [t[1] for t in out if t[0] == "trade"] == [*kept, 500]
+
+    def test_many_amends_away_keep_fifo(self) -> None:
+        """Entries left behind by re-queued orders are compacted too."""
+        h = Harness()
+        h.run(*(limit(i, SELL, 1, 102) for i in range(1, 201)))
+        moved = [i for i in range(1, 201) if i % 7]
+        h.run(*(AmendOrder(i, price=103) for i in moved))
+        assert len(h.book._asks.levels[-102].orders) < 200  # compacted
+        out = h.run(market(900, BUY, 200))
+        kept = [i for i in range(1, 201) if i % 7 == 0]
+        assert [t[1] for t in out if t[0] == "trade"] == [*kept, *moved]
 
 
 class TestEvents:
