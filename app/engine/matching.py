@@ -145,13 +145,14 @@ class MatchingCore(BookViews):
                 fill = qty if qty < mrem else mrem
                 qty -= fill
                 mrem -= fill
+                moid = maker.order_id
                 s += 1
                 ev = new(Trade)  # = Trade(s, ts, price, ...): see events.py
                 ev.seq = s
                 ev.timestamp = ts
                 ev.price = price
                 ev.quantity = fill
-                ev.maker_order_id = maker.order_id
+                ev.maker_order_id = moid
                 ev.taker_order_id = tid
                 ev.maker_account = maker.account
                 ev.taker_account = tacct
@@ -159,7 +160,6 @@ class MatchingCore(BookViews):
                 ev.maker_remaining = mrem
                 ev.taker_remaining = qty
                 append(ev)
-                maker.filled += fill
                 trades += 1
                 last = price
                 if not first:
@@ -167,16 +167,18 @@ class MatchingCore(BookViews):
                 level.total -= fill
                 if mrem:
                     maker.remaining = mrem
+                    maker.filled += fill
                     break  # the taker is done
-                maker.remaining = 0
+                # The maker is done: it leaves its level and the index, and its record with it
+                # (nothing else refers to it, so its remaining/filled are left as they were).
                 orders.popleft()
-                del index[maker.order_id]
+                del index[moid]
                 level.count -= 1
                 s += 1
                 done = new(OrderFilled)
                 done.seq = s
                 done.timestamp = ts
-                done.order_id = maker.order_id
+                done.order_id = moid
                 append(done)
                 if not level.count:
                     del levels[rank]
@@ -186,7 +188,6 @@ class MatchingCore(BookViews):
                 if not qty:
                     break
         if trades:
-            volume = start - qty
             if not qty and not cancelled:
                 s += 1
                 done = new(OrderFilled)
@@ -195,7 +196,7 @@ class MatchingCore(BookViews):
                 done.order_id = tid
                 append(done)
             self._last = last
-            self._volume += volume
+            self._volume += start - qty
             self._trade_count += trades
             if tside is not _BUY:
                 first, last = last, first  # trades went down: (low, high)

@@ -102,8 +102,10 @@ class Order:
     ``terms`` is the (frozen) ``NewOrder`` it came from: type, time in force, trigger, post-only
     and STP mode never change, so they are read from there. ``price`` and ``remaining`` are the
     live values (an amend changes them); ``price`` is 0 for an order without a limit price.
-    ``remaining == 0`` marks an entry that left its level (filled, cancelled, re-queued): levels
-    drop such entries lazily, so cancel stays O(1).
+    ``remaining == 0`` marks a dead entry still in its level's deque (cancelled, re-queued, or
+    gone by self-trade prevention): levels drop such entries lazily, so cancel stays O(1). A
+    maker that is filled leaves its deque and the index at once and its record is dropped
+    as it was (its ``remaining``/``filled`` are not updated: nothing refers to it any more).
     """
 
     order_id: int
