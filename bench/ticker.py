@@ -310,6 +310,7 @@ async def start_server(tmp: Path, args: argparse.Namespace) -> tuple[Any, Any, A
             log_config=None,
             access_log=False,
             ws_ping_interval=None,
+            ws=args.ws,
             backlog=4096,
         )
     )
@@ -498,6 +499,12 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument(
         "--client", choices=["raw", "websockets"], default="raw", help="client implementation"
+    )
+    parser.add_argument(
+        "--ws",
+        choices=["websockets", "websockets-sansio", "wsproto"],
+        default="websockets",
+        help="uvicorn's WebSocket implementation (the service runs uvicorn's default, websockets)",
     )
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()

@@ -9,7 +9,6 @@ The result is the response plus the ``JournalUnit`` holding every row to commit.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,12 +48,10 @@ class Placement:
         live: LiveBooks,
         registry: Registry,
         risk: RiskChecker,
-        clock: Callable[[], int],
     ) -> None:
         self._live = live
         self._registry = registry
         self._risk = risk
-        self._clock = clock
 
     def place(
         self,
@@ -63,8 +60,10 @@ class Placement:
         atomic: bool,
         batch_id: str,
         known: dict[int, OrderRecord],
+        now: int,
     ) -> Placed:
-        """``known``: finished orders whose ``client_order_id`` the batch repeats."""
+        """``known``: finished orders whose ``client_order_id`` the batch repeats; ``now``:
+        the time the orders are placed at (their events' timestamp)."""
         results: list[dict[str, Any] | None] = [None] * len(items)
         prepared: list[_Prepared] = []
         codes: Counter[str] = Counter()
@@ -93,7 +92,6 @@ class Placement:
         unit = JournalUnit()
         touched: dict[int, OrderRecord] = {}
         seen: set[str] = set()
-        now = self._clock()
         placed: list[tuple[_Prepared, OrderRecord]] = []
         for p in prepared:
             cid = p.request.client_order_id

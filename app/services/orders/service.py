@@ -65,7 +65,7 @@ class OrderService:
         self.max_batch_orders = max_batch_orders
         self._clock = clock
         self._live = LiveBooks(on_trade=self._observe)
-        self._placement = Placement(live=self._live, registry=registry, risk=risk, clock=clock)
+        self._placement = Placement(live=self._live, registry=registry, risk=risk)
         self._idempotency = IdempotencyGuard(database)
         self._recovery: asyncio.Task[None] | None = None
         self.ready = False
@@ -154,7 +154,7 @@ class OrderService:
                     return stored
             known = await self._known_orders(account, items)
             batch_id = batch_id or secrets.token_hex(12)
-            placed = self._placement.place(account, items, atomic, batch_id, known)
+            placed = self._placement.place(account, items, atomic, batch_id, known, self._clock())
             response, unit = placed.response, placed.unit
             self._count(response["accepted"], placed.codes)
             if indices is not None:
