@@ -159,8 +159,13 @@ class OrderBook(MatchingCore):
             level.orders.append(order)
             level.total += qty
             level.count += 1
-        if rank == own.best:  # joined or became the best level
-            self._emit_top(evs, ts)
+        if rank == own.best:  # joined or became the best level: its side of the top moved
+            old = self._top
+            total = qty if level is None else level.total
+            if side is _BUY:
+                self._push_top((price, total, old[2], old[3]), evs, ts)
+            else:
+                self._push_top((old[0], old[1], price, total), evs, ts)
         return evs
 
     def _other(self, command: Command) -> list[Event]:
@@ -225,9 +230,25 @@ class OrderBook(MatchingCore):
                 order = Order(oid, cmd.account, side, price, left, qty - left, prio, cmd)
                 self._orders[oid] = order
                 (self._bids if side is _BUY else self._asks).add(order, price)
+                return self._finish(evs, ts)
         if self._queue:
-            self._run_stops(evs, ts)
-        self._emit_top(evs, ts)
+            return self._finish(evs, ts)
+        # Only the side it took from can have moved (inlined ``_emit_top``).
+        best = opp.best
+        if best == EMPTY:
+            top_price = None
+            top_qty = 0
+        else:
+            level = opp.levels[best]
+            top_price = level.price
+            top_qty = level.total
+        top = self._top
+        if side is _BUY:
+            top = (top[0], top[1], top_price, top_qty)
+        else:
+            top = (top_price, top_qty, top[2], top[3])
+        if top != self._top:
+            self._push_top(top, evs, ts)
         return evs
 
     def _new_stop(self, cmd: NewOrder) -> list[Event]:

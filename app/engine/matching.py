@@ -300,14 +300,18 @@ class MatchingCore(BookViews):
             ask_qty = level.total
         top = (bid_price, bid_qty, ask_price, ask_qty)
         if top != self._top:
-            self._top = top
-            seqr = self._seq
-            seqr.last = s = seqr.last + 1
-            ev = new_event(TopOfBookChanged)
-            ev.seq = s
-            ev.timestamp = ts
-            ev.bid_price = bid_price
-            ev.bid_quantity = bid_qty
-            ev.ask_price = ask_price
-            ev.ask_quantity = ask_qty
-            evs.append(ev)
+            self._push_top(top, evs, ts)
+
+    def _push_top(
+        self, top: tuple[int | None, int, int | None, int], evs: list[Event], ts: int
+    ) -> None:
+        """Record ``top`` (bid price, bid size, ask price, ask size) as the last one emitted and
+        append its ``TopOfBookChanged``; the caller knows it differs from the last one."""
+        self._top = top
+        seqr = self._seq
+        seqr.last = s = seqr.last + 1
+        ev = new_event(TopOfBookChanged)
+        ev.seq = s
+        ev.timestamp = ts
+        ev.bid_price, ev.bid_quantity, ev.ask_price, ev.ask_quantity = top
+        evs.append(ev)
