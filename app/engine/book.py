@@ -93,7 +93,8 @@ class OrderBook(MatchingCore):
         if command.order_type is _LIMIT:
             if not (
                 price is not None
-                and 0 < price <= MAX_PRICE
+                and price > 0
+                and price <= MAX_PRICE
                 and qty > 0
                 and command.trigger_price is None
                 and oid not in self._orders

@@ -198,10 +198,11 @@ class MatchingCore(BookViews):
             self._last = last
             self._volume += start - qty
             self._trade_count += trades
-            if tside is not _BUY:
-                first, last = last, first  # trades went down: (low, high)
-            if self._buy_stops.best >= -last or self._sell_stops.best >= first:
-                self._trigger(first, last)
+            if self._stops:  # any pending stop crossed by the range traded through?
+                if tside is not _BUY:
+                    first, last = last, first  # trades went down: (low, high)
+                if self._buy_stops.best >= -last or self._sell_stops.best >= first:
+                    self._trigger(first, last)
         seqr.last = s
         return qty
 
