@@ -82,92 +82,92 @@ class OrderBook(MatchingCore):
         that does not cross rests at once. A well-formed order that crosses goes to
         ``_new_taker``; anything else that is new to ``_new_other``, with the same checks in
         the same order as the fast test."""
-        if type(command) is CancelOrder:
-            return self._cancel(command)
-        if type(command) is not NewOrder:
-            return self._other(command)
-        oid = command.order_id
-        price = command.price
-        qty = command.quantity
-        tif = command.time_in_force
-        if command.order_type is _LIMIT:
-            if not (
-                price is not None
-                and price > 0
-                and price <= MAX_PRICE
+        if type(command) is NewOrder:
+            oid = command.order_id
+            price = command.price
+            qty = command.quantity
+            tif = command.time_in_force
+            if command.order_type is _LIMIT:
+                if not (
+                    price is not None
+                    and price > 0
+                    and price <= MAX_PRICE
+                    and qty > 0
+                    and command.trigger_price is None
+                    and oid not in self._orders
+                    and oid not in self._stops
+                    and not (command.post_only and (tif is _IOC or tif is _FOK))
+                ):
+                    return self._new_other(command)
+                side = command.side
+                if side is _BUY:
+                    opp = self._asks
+                    threshold = -price
+                    own = self._bids
+                    rank = price
+                else:
+                    opp = self._bids
+                    threshold = price
+                    own = self._asks
+                    rank = -price
+                if opp.best >= threshold:  # crosses: a taker
+                    return self._new_taker(command, price, threshold, opp)
+                if tif is not _GTC and tif is not _DAY:
+                    return self._new_passive_ioc_fok(command)
+            elif (
+                command.order_type is _MARKET
+                and price is None
                 and qty > 0
                 and command.trigger_price is None
+                and not command.post_only
                 and oid not in self._orders
                 and oid not in self._stops
-                and not (command.post_only and (tif is _IOC or tif is _FOK))
             ):
+                opp = self._asks if command.side is _BUY else self._bids
+                if opp.best == EMPTY:
+                    return self._reject(oid, Reason.NO_LIQUIDITY, command.timestamp)
+                return self._new_taker(command, 0, ANY_PRICE, opp)
+            else:
                 return self._new_other(command)
-            side = command.side
-            if side is _BUY:
-                opp = self._asks
-                threshold = -price
-                own = self._bids
-                rank = price
+            # Passive: accepted, and rests at the back of its level (inlined ``Ladder.add``).
+            ts = command.timestamp
+            self._priority = prio = self._priority + 1
+            seqr = self._seq
+            seqr.last = s = seqr.last + 1
+            ev = new_event(OrderAccepted)  # = OrderAccepted(s, ts, oid, prio): see events.py
+            ev.seq = s
+            ev.timestamp = ts
+            ev.order_id = oid
+            ev.priority = prio
+            evs: list[Event] = [ev]
+            order = new_event(Order)  # = Order(oid, account, side, price, qty, 0, prio, command)
+            order.order_id = oid
+            order.account = command.account
+            order.side = side
+            order.price = price
+            order.remaining = qty
+            order.filled = 0
+            order.priority = prio
+            order.terms = command
+            self._orders[oid] = order
+            level = own.levels.get(rank)
+            if level is None:
+                own.add(order, price)
             else:
-                opp = self._bids
-                threshold = price
-                own = self._asks
-                rank = -price
-            if opp.best >= threshold:  # crosses: a taker
-                return self._new_taker(command, price, threshold, opp)
-            if tif is not _GTC and tif is not _DAY:
-                return self._new_passive_ioc_fok(command)
-        elif (
-            command.order_type is _MARKET
-            and price is None
-            and qty > 0
-            and command.trigger_price is None
-            and not command.post_only
-            and oid not in self._orders
-            and oid not in self._stops
-        ):
-            opp = self._asks if command.side is _BUY else self._bids
-            if opp.best == EMPTY:
-                return self._reject(oid, Reason.NO_LIQUIDITY, command.timestamp)
-            return self._new_taker(command, 0, ANY_PRICE, opp)
-        else:
-            return self._new_other(command)
-        # Passive: accepted, and rests at the back of its level (inlined ``Ladder.add``).
-        ts = command.timestamp
-        self._priority = prio = self._priority + 1
-        seqr = self._seq
-        seqr.last = s = seqr.last + 1
-        ev = new_event(OrderAccepted)  # = OrderAccepted(s, ts, oid, prio): see events.py
-        ev.seq = s
-        ev.timestamp = ts
-        ev.order_id = oid
-        ev.priority = prio
-        evs: list[Event] = [ev]
-        order = new_event(Order)  # = Order(oid, account, side, price, qty, 0, prio, command)
-        order.order_id = oid
-        order.account = command.account
-        order.side = side
-        order.price = price
-        order.remaining = qty
-        order.filled = 0
-        order.priority = prio
-        order.terms = command
-        self._orders[oid] = order
-        level = own.levels.get(rank)
-        if level is None:
-            own.add(order, price)
-        else:
-            level.orders.append(order)
-            level.total += qty
-            level.count += 1
-        if rank == own.best:  # joined or became the best level: its side of the top moved
-            old = self._top
-            total = qty if level is None else level.total
-            if side is _BUY:
-                self._push_top((price, total, old[2], old[3]), evs, ts)
-            else:
-                self._push_top((old[0], old[1], price, total), evs, ts)
-        return evs
+                level.orders.append(order)
+                level.total += qty
+                level.count += 1
+            if rank == own.best:  # joined or became the best level: its side of the top moved
+                old = self._top
+                total = qty if level is None else level.total
+                if side is _BUY:
+                    self._push_top((price, total, old[2], old[3]), evs, ts)
+                else:
+                    self._push_top((old[0], old[1], price, total), evs, ts)
+            return evs
+        if type(command) is CancelOrder:
+            return self._cancel(command)
+        return self._other(command)
 
     def _other(self, command: Command) -> list[Event]:
         if type(command) is AmendOrder:
