@@ -16,6 +16,9 @@ class StarletteSocket:
     """Starlette's WebSocket as the ``Socket`` a ticker session talks to."""
 
     __slots__ = ("_ws",)
+    # ASGI text frames are ``str``. A flush sends one frame object to many sockets in a row:
+    # decode it once, not once per socket (the last frame and its text, shared by all).
+    _last: tuple[bytes, str] = (b"", "")
 
     def __init__(self, websocket: WebSocket) -> None:
         self._ws = websocket
@@ -39,7 +42,11 @@ class StarletteSocket:
         return text if text is not None else message.get("bytes") or b""
 
     async def send(self, data: bytes) -> None:
-        await self._ws.send({"type": "websocket.send", "text": data.decode()})
+        last, text = StarletteSocket._last
+        if data is not last:
+            text = data.decode()
+            StarletteSocket._last = (data, text)
+        await self._ws.send({"type": "websocket.send", "text": text})
 
     async def close(self, code: int, reason: str) -> None:
         await self._ws.close(code, reason)

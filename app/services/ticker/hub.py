@@ -2,13 +2,16 @@
 
 Each connection has two queues: ``control`` (acks, errors, heartbeats, order updates; never
 coalesced, bounded by ``WS_SEND_QUEUE_LIMIT``) and ``pending`` (the latest tick per
-instrument: a newer tick replaces an unsent one). Delivering a tick is a dict assignment per
-subscriber; ``pump`` then sends control messages first and all pending ticks in one frame
-(``{"type": "ticks", "ticks": [...]}``, or the single ``{"type": "tick"}``), in place while
-the socket takes them (``sender``). A client that reads too slowly blocks only its own send;
-meanwhile its ticks coalesce (a gap in ``seq``), so neither the engine nor other clients wait.
-A send blocked for longer than ``WS_SLOW_CLIENT_SECONDS``, or an overflowing control queue,
-closes the connection with 1013.
+instrument: a newer tick replaces an unsent one). Connections with the same subscriptions
+(instrument -> mode) share a ``_Group``: a tick is queued once per group, not once per
+connection, and a flush builds one frame per group (``{"type": "ticks", "ticks": [...]}``,
+or the single ``{"type": "tick"}``) that every member is sent as is, in place while the
+socket takes it (``sender``). A member that is still sending an earlier frame gets the
+group's ticks merged into its own ``pending`` instead, sent (control messages first) once
+its send completes: a client that reads too slowly blocks only its own send; meanwhile its
+ticks coalesce (a gap in ``seq``), so neither the engine nor other clients wait. A send
+blocked for longer than ``WS_SLOW_CLIENT_SECONDS``, or an overflowing control queue, closes
+the connection with 1013.
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ class Connection:
         "close_reason",
         "control",
         "finished",
+        "group",
         "id",
         "inflight",
         "key_id",
@@ -64,6 +68,7 @@ class Connection:
         self.kind = kind
         self.modes: dict[int, Mode] = {}
         self.pending: dict[int, bytes] = {}
+        self.group: _Group | None = None
         self.control: deque[bytes] = deque()
         self.finished = asyncio.Event()
         self.inflight: asyncio.Future[None] | None = None  # a send that had to wait
@@ -85,6 +90,17 @@ class Connection:
         self.finished.set()
 
 
+class _Group:
+    """The connections subscribed to exactly ``key`` (instrument -> mode pairs)."""
+
+    __slots__ = ("key", "members", "pending")
+
+    def __init__(self, key: frozenset[tuple[int, Mode]]) -> None:
+        self.key = key
+        self.members: set[Connection] = set()
+        self.pending: dict[int, bytes] = {}  # filled by ``deliver``, sent by ``send_ready``
+
+
 class Hub:
     def __init__(
         self,
@@ -101,7 +117,8 @@ class Hub:
         self._idle_seconds = idle_seconds
         self._on_interest_change = on_interest_change
         self.connections: set[Connection] = set()
-        self.by_token: dict[int, dict[Connection, Mode]] = {}
+        self.by_token: dict[int, dict[_Group, Mode]] = {}
+        self._groups: dict[frozenset[tuple[int, Mode]], _Group] = {}
         self._modes: dict[int, list[int]] = {}  # token -> subscribers per mode rank
         self.by_account: dict[str, set[Connection]] = {}
         self.per_key: Counter[str] = Counter()
@@ -111,7 +128,7 @@ class Hub:
         self.frames_sent = 0
         self.ticks_sent = 0
         self._synced = (0, 0)
-        self._ready: list[Connection] = []
+        self._ready: list[_Group] = []
 
     # -- membership -----------------------------------------------------------------------
 
@@ -145,20 +162,18 @@ class Hub:
         rank = MODE_RANK[mode]
         for token in tokens:
             old = conn.modes.get(token)
-            subscribers = self.by_token.get(token)
-            if subscribers is None:
-                subscribers = self.by_token[token] = {}
-                self._modes[token] = [0, 0, 0]
+            counts = self._modes.get(token)
+            if counts is None:
+                counts = self._modes[token] = [0, 0, 0]
                 new_token = True
-            counts = self._modes[token]
             if old is None:
                 self.subscriptions += 1
             else:
                 counts[MODE_RANK[old]] -= 1
             counts[rank] += 1
             conn.modes[token] = mode
-            subscribers[conn] = mode
             conn.pending.pop(token, None)  # an unsent tick in the old mode
+        self._regroup(conn)
         if new_token:
             self._on_interest_change()
 
@@ -170,15 +185,40 @@ class Hub:
                 continue
             self.subscriptions -= 1
             conn.pending.pop(token, None)
-            self._modes[token][MODE_RANK[mode]] -= 1
-            subscribers = self.by_token[token]
-            del subscribers[conn]
-            if not subscribers:
-                del self.by_token[token]
+            counts = self._modes[token]
+            counts[MODE_RANK[mode]] -= 1
+            if not any(counts):
                 del self._modes[token]
                 gone = True
+        self._regroup(conn)
         if gone:
             self._on_interest_change()
+
+    def _regroup(self, conn: Connection) -> None:
+        """Move ``conn`` to the group of its current subscriptions."""
+        key = frozenset(conn.modes.items())
+        old = conn.group
+        if old is not None:
+            if old.key == key:
+                return
+            old.members.discard(conn)
+            if not old.members:
+                del self._groups[old.key]
+                for token, _mode in old.key:
+                    groups = self.by_token[token]
+                    del groups[old]
+                    if not groups:
+                        del self.by_token[token]
+        conn.group = None
+        if not key:
+            return
+        group = self._groups.get(key)
+        if group is None:
+            group = self._groups[key] = _Group(key)
+            for token, mode in key:
+                self.by_token.setdefault(token, {})[group] = mode
+        group.members.add(conn)
+        conn.group = group
 
     def interest(self) -> dict[int, Mode]:
         """Instruments local clients want, with the richest mode asked for."""
@@ -190,26 +230,35 @@ class Hub:
     # -- delivery -------------------------------------------------------------------------
 
     def deliver(self, token: int, full: dict[str, Any]) -> None:
-        """One tick to every subscriber of ``token``, serialised once per mode."""
-        subscribers = self.by_token.get(token)
-        if not subscribers:
+        """One tick to every group subscribed to ``token``, serialised once per mode."""
+        groups = self.by_token.get(token)
+        if not groups:
             return
         encoded: dict[Mode, bytes] = {}
         ready = self._ready
-        for conn, mode in subscribers.items():
+        for group, mode in groups.items():
             data = encoded.get(mode)
             if data is None:
                 data = encoded[mode] = orjson.dumps(view(full, mode))
-            pending = conn.pending
+            pending = group.pending
             if not pending:
-                ready.append(conn)
+                ready.append(group)
             pending[token] = data
 
     def send_ready(self) -> None:
-        """Send what ``deliver`` queued (call once per flush or fan-out message)."""
+        """Send what ``deliver`` queued (call once per flush or fan-out message): one frame
+        per group, sent as is to each member that is free, merged into the others' queues."""
         ready, self._ready = self._ready, []
-        for conn in ready:
-            self.pump(conn)
+        for group in ready:
+            pending, group.pending = group.pending, {}
+            frame, ticks = _frame(pending)
+            for conn in tuple(group.members):
+                if conn.inflight is None and not conn.pending and not conn.control:
+                    if not conn.finished.is_set():
+                        self._send(conn, frame, ticks)
+                else:
+                    conn.pending.update(pending)
+                    self.pump(conn)
 
     def queue_ticks(self, conn: Connection, ticks: dict[int, bytes]) -> None:
         conn.pending.update(ticks)
@@ -242,28 +291,30 @@ class Hub:
         if conn.inflight is not None or conn.finished.is_set():
             return
         while conn.control or conn.pending:
-            ticks = 0
             if conn.control:
-                frame = conn.control.popleft()
+                frame, ticks = conn.control.popleft(), 0
             else:
                 pending, conn.pending = conn.pending, {}
-                ticks = len(pending)
-                if ticks == 1:
-                    frame = next(iter(pending.values()))
-                else:
-                    frame = b"".join((TICKS_HEAD, b",".join(pending.values()), TICKS_TAIL))
-            try:
-                suspended = sender.start(conn.send, frame)
-            except Exception:  # the socket is gone; the session's reader sees it too
-                conn.finish()
+                frame, ticks = _frame(pending)
+            if not self._send(conn, frame, ticks):
                 return
-            if suspended is not None:  # the client is behind: finish this send in a task
-                conn.busy_since = time.monotonic()
-                conn.inflight = task = asyncio.ensure_future(sender.finish(*suspended))
-                task.add_done_callback(partial(self._sent, conn, ticks))
-                return
-            self.frames_sent += 1
-            self.ticks_sent += ticks
+
+    def _send(self, conn: Connection, frame: bytes, ticks: int) -> bool:
+        """Send one frame in place; False if it must wait (it then completes in a task, which
+        pumps the rest) or the socket is gone."""
+        try:
+            suspended = sender.start(conn.send, frame)
+        except Exception:  # the socket is gone; the session's reader sees it too
+            conn.finish()
+            return False
+        if suspended is not None:  # the client is behind: finish this send in a task
+            conn.busy_since = time.monotonic()
+            conn.inflight = task = asyncio.ensure_future(sender.finish(*suspended))
+            task.add_done_callback(partial(self._sent, conn, ticks))
+            return False
+        self.frames_sent += 1
+        self.ticks_sent += ticks
+        return True
 
     def _sent(self, conn: Connection, ticks: int, task: asyncio.Future[None]) -> None:
         conn.inflight = conn.busy_since = None
@@ -302,3 +353,10 @@ class Hub:
                     "idle timeout",
                     error("IDLE_TIMEOUT", f"no message for {self._idle_seconds:g} s"),
                 )
+
+
+def _frame(pending: dict[int, bytes]) -> tuple[bytes, int]:
+    """One frame for these ticks, and how many it carries."""
+    if len(pending) == 1:
+        return next(iter(pending.values())), 1
+    return b"".join((TICKS_HEAD, b",".join(pending.values()), TICKS_TAIL)), len(pending)
