@@ -61,7 +61,10 @@ class RequestContextMiddleware:
             await send(message)
 
         try:
-            await self.app(scope, receive, send_with_id)
+            # A WebSocket's messages carry no headers to add: its sends (one per tick frame)
+            # skip the wrapper.
+            wrapped = send_with_id if scope["type"] == "http" else send
+            await self.app(scope, receive, wrapped)
         finally:
             if self.access_log_enabled and scope["type"] == "http":
                 path = scope.get("path", "")
