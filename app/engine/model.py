@@ -106,6 +106,7 @@ class Order:
     gone by self-trade prevention): levels drop such entries lazily, so cancel stays O(1). A
     maker that is filled leaves its deque and the index at once and its record is dropped
     as it was (its ``remaining``/``filled`` are not updated: nothing refers to it any more).
+    The passive hot path builds it field by field (``events.new_event``): no defaults here.
     """
 
     order_id: int
