@@ -134,6 +134,78 @@ class TestDelivery:
         assert changes == [1, 1]
 
 
+def _ticks(frame: dict) -> list[tuple[int, int]]:
+    """(instrument, seq) of each tick a frame carries."""
+    ticks = frame["ticks"] if frame["type"] == "ticks" else [frame]
+    return [(t["instrument_token"], t["seq"]) for t in ticks]
+
+
+class TestGroups:
+    """Connections with the same subscriptions share one queued tick and one frame."""
+
+    def test_same_subscriptions_get_the_same_frame_object(self) -> None:
+        hub, _, _ = make_hub()
+        sent: list[list[bytes]] = [[], []]
+        conns = []
+        for n in range(2):
+
+            async def send(data: bytes, box: list[bytes] = sent[n]) -> None:
+                box.append(data)
+
+            conn = Connection(account="a", key_id="a", kind=TICKER, send=send)
+            hub.add(conn)
+            hub.subscribe(conn, [1, 2], Mode.QUOTE)
+            conns.append(conn)
+        assert len(hub.by_token[1]) == len(hub.by_token[2]) == 1  # one group for both
+        hub.deliver(1, tick(1, 1))
+        hub.deliver(2, tick(2, 1))
+        hub.send_ready()
+        assert len(sent[0]) == len(sent[1]) == 1
+        assert sent[0][0] is sent[1][0]
+        assert (hub.frames_sent, hub.ticks_sent) == (2, 4)
+
+    def test_changing_subscriptions_moves_a_connection_between_groups(self) -> None:
+        hub, _, _ = make_hub()
+        a, sa = connect(hub)
+        b, sb = connect(hub)
+        hub.subscribe(a, [1], Mode.LTP)
+        hub.subscribe(b, [1], Mode.LTP)
+        hub.subscribe(b, [2], Mode.LTP)  # b leaves a's group
+        assert len(hub.by_token[1]) == 2
+        hub.subscribe(b, [1], Mode.FULL)  # a mode change is a different group too
+        hub.unsubscribe(b, [2])
+        hub.deliver(1, tick(1, 7))
+        hub.deliver(2, tick(2, 7))
+        hub.send_ready()
+        assert [f["mode"] for f in sa.frames] == ["ltp"]
+        assert sb.frames == [tick(1, 7)]
+        hub.remove(a)
+        hub.remove(b)
+        assert hub.by_token == {}  # no group outlives its members
+        assert hub.interest() == {}
+
+    async def test_a_busy_member_gets_the_groups_ticks_later_the_others_now(self) -> None:
+        hub, _, _ = make_hub()
+        slow, stuck = connect(hub, "slow")
+        fast, quick = connect(hub, "fast")
+        for conn in (slow, fast):
+            hub.subscribe(conn, [1, 2], Mode.FULL)
+        stuck.gate.clear()
+        hub.deliver(1, tick(1, 1))
+        hub.send_ready()  # slow's send of this frame waits
+        hub.deliver(1, tick(1, 2))
+        hub.deliver(2, tick(2, 2))
+        hub.send_ready()
+        hub.deliver(2, tick(2, 3))
+        hub.send_ready()
+        assert [_ticks(f) for f in quick.frames] == [[(1, 1)], [(1, 2), (2, 2)], [(2, 3)]]
+        stuck.gate.set()
+        assert slow.inflight is not None
+        await slow.inflight
+        # The first frame, then one frame with the latest of each instrument.
+        assert [_ticks(f) for f in stuck.frames] == [[(1, 1)], [(1, 2), (2, 3)]]
+
+
 class TestSlowAndIdle:
     async def test_a_blocked_send_coalesces_then_closes_with_1013(self) -> None:
         hub, metrics, _ = make_hub(slow_seconds=0.2)
