@@ -15,6 +15,7 @@ through their constructors, to show what they cost. The last output line is one 
 
     .venv/bin/python bench/engine.py            # 200,000 events, 5 rounds
     .venv/bin/python bench/engine.py --quick    # 20,000 events, 3 rounds
+    .venv/bin/python bench/engine.py --rounds 9 # more rounds on a busy machine
     .venv/bin/python bench/engine.py --profile  # plus a cProfile of one engine pass
 """
 
@@ -237,9 +238,11 @@ def event_tax(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="20,000 events, 3 rounds")
+    parser.add_argument("--rounds", type=int, help="rounds (default 5, 3 with --quick)")
     parser.add_argument("--profile", action="store_true", help="cProfile one engine pass")
     args = parser.parse_args()
     n, rounds = (20_000, 3) if args.quick else (200_000, 5)
+    rounds = args.rounds or rounds
     stream = make_stream(n)
     kinds = [category(cmd) for cmd in stream]
     counts = {k: kinds.count(k) for k in ("new", "cancel", "marketable")}
