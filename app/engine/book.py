@@ -37,7 +37,7 @@ from app.engine.events import (
     OrderRejected,
     new_event,
 )
-from app.engine.ladder import ANY_PRICE, EMPTY, Ladder
+from app.engine.ladder import ANY_PRICE, COMPACT_FACTOR, COMPACT_SLACK, EMPTY, Ladder
 from app.engine.matching import MatchingCore
 from app.engine.model import (
     MAX_PRICE,
@@ -301,7 +301,7 @@ class OrderBook(MatchingCore):
         was_best = rank == ladder.best
         if not level.count:
             ladder.drop(rank)
-        elif len(level.orders) > 3 * level.count + 32:  # see ``Ladder.compact``
+        elif len(level.orders) > COMPACT_FACTOR * level.count + COMPACT_SLACK:
             ladder.compact(level)
         if was_best:
             self._emit_top(evs, ts)

@@ -32,6 +32,9 @@ from app.engine.model import Order
 EMPTY: Final = -(1 << 62)
 #: Threshold of a market order: every real level crosses it.
 ANY_PRICE: Final = EMPTY + 1
+#: A level is compacted once its entries exceed COMPACT_FACTOR x its live ones + COMPACT_SLACK.
+COMPACT_FACTOR: Final = 3
+COMPACT_SLACK: Final = 32
 _LIVE = attrgetter("remaining")  # an entry is live while it has quantity left
 
 
@@ -82,16 +85,17 @@ class Ladder:
         was_best = rank == self.best
         if not level.count:
             self.drop(rank)
-        elif len(level.orders) > 3 * level.count + 32:
+        elif len(level.orders) > COMPACT_FACTOR * level.count + COMPACT_SLACK:
             self.compact(level)
         return was_best
 
     @staticmethod
     def compact(level: Level) -> None:
         """Drop a level's dead entries, called when there are more than twice as many as live
-        ones, plus 32 (the same test is inlined in ``OrderBook._cancel``). Memory stays O(live
-        orders); a laxer bound than "dead > live" halves how often a level is rescanned, and
-        dead entries near the top are mostly dropped for free by the matching loop first."""
+        ones, plus 32 (``COMPACT_*``; the same test is inlined in ``OrderBook._cancel``).
+        Memory stays O(live orders); a laxer bound than "dead > live" halves how often a
+        level is rescanned, and dead entries near the top are mostly dropped for free by the
+        matching loop first."""
         level.orders = deque(filter(_LIVE, level.orders))
 
     def shrink(self, order: Order, price: int, quantity: int) -> bool:

@@ -117,6 +117,8 @@ class Hub:
         self._idle_seconds = idle_seconds
         self._on_interest_change = on_interest_change
         self.connections: set[Connection] = set()
+        # instrument -> the groups subscribed to it, each with its mode (``token in by_token``:
+        # some local client wants it)
         self.by_token: dict[int, dict[_Group, Mode]] = {}
         self._groups: dict[frozenset[tuple[int, Mode]], _Group] = {}
         self._modes: dict[int, list[int]] = {}  # token -> subscribers per mode rank
@@ -128,7 +130,7 @@ class Hub:
         self.frames_sent = 0
         self.ticks_sent = 0
         self._synced = (0, 0)
-        self._ready: list[_Group] = []
+        self._ready: deque[_Group] = deque()  # groups with ticks queued since the last flush
 
     # -- membership -----------------------------------------------------------------------
 
@@ -248,8 +250,9 @@ class Hub:
     def send_ready(self) -> None:
         """Send what ``deliver`` queued (call once per flush or fan-out message): one frame
         per group, sent as is to each member that is free, merged into the others' queues."""
-        ready, self._ready = self._ready, []
-        for group in ready:
+        ready = self._ready
+        while ready:  # taken one at a time: a group is never left out with ticks queued
+            group = ready.popleft()
             pending, group.pending = group.pending, {}
             frame, ticks = _frame(pending)
             for conn in tuple(group.members):
