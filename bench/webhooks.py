@@ -22,6 +22,7 @@ import asyncio
 import json
 import os
 import shutil
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -178,8 +179,31 @@ def metric(base: str, name: str) -> float:
     return 0.0
 
 
-def outbox_rows(base: str) -> int:
-    return int(metric(base, "ticker_webhook_outbox_rows_total"))
+def outbox_counts(database_url: str) -> tuple[int, int]:
+    """(messages in the outbox, order changes still queued in unexpanded batches)."""
+    query = (
+        "SELECT (SELECT count(*) FROM webhook_outbox), "
+        "(SELECT coalesce(sum(event_count), 0) FROM webhook_batches)"
+    )
+    if database_url.startswith("sqlite:///"):
+        with sqlite3.connect(database_url.removeprefix("sqlite:///")) as conn:
+            messages, queued = conn.execute(query).fetchone()
+    else:
+        with psycopg.connect(database_url) as conn:
+            found = conn.execute(query).fetchone()
+            assert found is not None
+            messages, queued = found
+    return int(messages), int(queued)
+
+
+def all_messages(database_url: str) -> int:
+    """The messages the placed orders yield, once every batch is expanded."""
+    deadline = time.monotonic() + 60
+    while True:
+        messages, queued = outbox_counts(database_url)
+        if not queued or time.monotonic() > deadline:
+            return messages
+        time.sleep(0.02)
 
 
 # --- 1. deliveries per second -----------------------------------------------------------------
@@ -188,7 +212,8 @@ def outbox_rows(base: str) -> int:
 def bench_deliveries(backend: Backend, workdir: Path, batches: int) -> dict[str, Any]:
     receiver, receiver_port = start_receiver(workdir, hang=False)
     port = free_port()
-    service = serve(workdir, backend.fresh(), port, WEBHOOK_ENDPOINT_CONCURRENCY="8")
+    database_url = backend.fresh()
+    service = serve(workdir, database_url, port, WEBHOOK_ENDPOINT_CONCURRENCY="8")
     base = f"http://127.0.0.1:{port}"
     try:
         wait_ready(f"{base}/health/ready", service)
@@ -207,7 +232,7 @@ def bench_deliveries(backend: Backend, workdir: Path, batches: int) -> dict[str,
                 )
                 response.raise_for_status()
         placed = time.perf_counter() - started
-        expected = outbox_rows(base)
+        expected = all_messages(database_url)
         with httpx.Client(timeout=5) as poll:  # one client: a new one per poll costs a TLS setup
             while delivered(poll, receiver_port) < expected:
                 time.sleep(0.05)
@@ -235,7 +260,8 @@ def bench_throughput(
     seconds: float,
 ) -> dict[str, Any]:
     port = free_port()
-    service = serve(workdir, backend.fresh(), port)
+    database_url = backend.fresh()
+    service = serve(workdir, database_url, port)
     base = f"http://127.0.0.1:{port}"
     try:
         wait_ready(f"{base}/health/ready", service)
@@ -243,7 +269,7 @@ def bench_throughput(
             for account in HEADERS:
                 register(base, f"http://127.0.0.1:{receivers[setup]}/{account}", account)
         result = run_load(port, spec, 32, seconds)
-        rows = outbox_rows(base)
+        rows, queued = outbox_counts(database_url)
         commits = metric(base, "ticker_journal_commit_seconds_count")
         commit_ms = 1000 * metric(base, "ticker_journal_commit_seconds_sum") / max(commits, 1)
         health = httpx.get(f"{base}/health", timeout=10).json()["dependencies"]["webhooks"]
@@ -255,6 +281,7 @@ def bench_throughput(
         "p99_ms": result["p99_ms"],
         "errors": result["errors"],
         "outbox_rows": rows,
+        "queued_changes": queued,
         "commit_ms": commit_ms,
         "in_flight_at_end": health["in_flight"],
     }
@@ -321,6 +348,7 @@ def main() -> None:
         "p99_ms_no_webhooks": round(median("none", "p99_ms"), 1),
         "p99_ms_hanging_receiver": round(median("hanging", "p99_ms"), 1),
         "outbox_rows_hanging": round(median("hanging", "outbox_rows")),
+        "queued_changes_hanging": round(median("hanging", "queued_changes")),
         "commit_ms_no_webhooks": round(median("none", "commit_ms"), 2),
         "commit_ms_hanging_receiver": round(median("hanging", "commit_ms"), 2),
         "errors": sum(run["errors"] for setup in runs.values() for run in setup),

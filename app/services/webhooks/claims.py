@@ -29,7 +29,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from app.services.webhooks.events import message_id
+from app.services.webhooks.events import expand_changes, message_id
 from app.services.webhooks.signing import protect
 from app.store.database import Database
 from app.store.webhooks import (
@@ -305,15 +305,15 @@ async def backlog(database: Database) -> tuple[int, int | None]:
 
 
 async def expand(database: Database, *, rounds: int = 1000) -> tuple[int, bool]:
-    """Expand queued batches into outbox rows, up to ``rounds`` transactions of 50 batches:
-    (messages added, whether batches may remain)."""
+    """Expand queued batches into outbox rows, up to ``rounds`` transactions of up to 50
+    batches: (messages added, whether batches may remain)."""
     added = 0
     for _ in range(rounds):
         async with _transaction(database) as conn:
-            count = await expand_batches(conn)
-        if not count:  # none left, or another dispatcher is at it
+            done = await expand_batches(conn, derive=expand_changes)
+        if not done or not done[0]:  # another dispatcher is at it, or none left
             return added, False
-        added += count
+        added += done[1]
     return added, True
 
 

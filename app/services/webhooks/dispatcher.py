@@ -176,7 +176,8 @@ class Dispatcher:
         if not saturated and (self._expand_now or now_mono >= self._next_expand):
             self._next_expand = now_mono + self.config.poll_seconds
             # A bounded catch-up per cycle, so deliveries go on meanwhile.
-            _added, self._expand_now = await claims.expand(self._database, rounds=4)
+            added, self._expand_now = await claims.expand(self._database, rounds=4)
+            self._metrics.webhook_outbox_rows.inc(added)
             if self._expand_now:
                 self._wakeup.set()
         free = self.config.concurrency - len(self._inflight)

@@ -7,16 +7,18 @@ if the book refused it); took part in one of the unit's trades -> ``order.filled
 order, in that order. ``data.order`` is the order's state after the request (so a
 partially filled IOC's ``order.partially_filled`` already shows status ``cancelled``).
 
-The outbox stores a compact snapshot (the journal row and the fills, integers) because it is
-written inside the order path's commit; the body with decimal strings and timestamps is
-rendered from it when the message is sent, identically on every attempt.
+The order path's commit stores only what the events are derived from: each request's changed
+order rows (the snapshot fields), the orders it placed and its trades (``changes``). The
+dispatcher derives the messages from that later (``expand_changes``, and the same rules in SQL
+on PostgreSQL), each keeping a compact snapshot (the order row and its fills, integers); the
+body with decimal strings and timestamps is rendered from it when the message is sent,
+identically on every attempt.
 """
 
 from __future__ import annotations
 
 import operator
-from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -24,6 +26,7 @@ import orjson
 
 from app.engine import Trade
 from app.services.instrument import Instrument
+from app.store.webhooks import CHANGE_FIELDS, CHANGE_STATUS, SNAPSHOT_FIELDS
 
 ACCEPTED = "order.accepted"
 PARTIALLY_FILLED = "order.partially_filled"
@@ -34,22 +37,12 @@ REJECTED = "order.rejected"
 ORDER_EVENTS = (ACCEPTED, PARTIALLY_FILLED, FILLED, CANCELLED, EXPIRED, REJECTED)
 TEST_EVENT = "webhook.test"
 
-Fills = dict[int, list[tuple[Trade, str]]]
-
 
 def iso_time(ns: int) -> str:
     """RFC 3339 UTC with microseconds, e.g. ``2026-11-22T09:15:00.123456Z``."""
     seconds, rest = divmod(ns, 1_000_000_000)
     moment = datetime.fromtimestamp(seconds, UTC).replace(microsecond=rest // 1000)
     return moment.isoformat().replace("+00:00", "Z")
-
-
-def fills_by_order(trades: Iterable[tuple[int, Trade]]) -> Fills:
-    found: Fills = defaultdict(list)
-    for _token, trade in trades:
-        found[trade.maker_order_id].append((trade, "maker"))
-        found[trade.taker_order_id].append((trade, "taker"))
-    return found
 
 
 def event_types(status: str, *, created: bool, traded: bool) -> list[str]:
@@ -104,36 +97,57 @@ def outbox_id_of(endpoint_id: str, message: str) -> int | None:
     return int(tail)
 
 
-# The order fields a snapshot keeps, in order (version 1 of the stored format).
-SNAPSHOT_FIELDS = (
-    "order_id",
-    "client_order_id",
-    "batch_id",
-    "instrument_token",
-    "side",
-    "order_type",
-    "time_in_force",
-    "post_only",
-    "price",
-    "trigger_price",
-    "quantity",
-    "filled",
-    "remaining",
-    "status",
-    "reason",
-    "created_ns",
-    "updated_ns",
-)
+# --- what the journal's commit stores: the changes events are derived from ---------------------
+#
+# A batch document: ``{"v": 2, "r": routes, "u": [[changes, created, trades], ...]}``, one
+# entry of "u" per journal unit (request) in commit order, holding
+# - changes: the unit's order rows of accounts with endpoints, each ``[account, *SNAPSHOT_FIELDS]``
+#   (``CHANGE_FIELDS``, app.store.webhooks)
+# - created: the ids of the orders the unit placed
+# - trades: ``[seq, timestamp, price, quantity, maker_order_id, taker_order_id]``
+# and routes ``{account: {event_type: [endpoint_id, ...]}}`` as they were at the commit. A
+# message keeps the snapshot ``[1, [SNAPSHOT_FIELDS...], [[seq, ts, price, qty, liquidity]]]``.
+CHANGES_VERSION = 2
+change_fields = operator.itemgetter(*CHANGE_FIELDS)
 
 
-_snapshot_fields = operator.itemgetter(*SNAPSHOT_FIELDS)
+def trade_fields(trade: Trade) -> tuple[int, int, int, int, int, int]:
+    return (
+        trade.seq,
+        trade.timestamp,
+        trade.price,
+        trade.quantity,
+        trade.maker_order_id,
+        trade.taker_order_id,
+    )
 
 
-def snapshot(row: dict[str, Any], fills: list[tuple[Trade, str]]) -> list[Any]:
-    """What the outbox keeps of an order event: ``[1, [order fields], [[fill], ...]]``,
-    positional and integer, because it is built and stored inside the journal's commit."""
-    compact = [[t.seq, t.timestamp, t.price, t.quantity, liquidity] for t, liquidity in fills]
-    return [1, _snapshot_fields(row), compact]
+def expand_changes(doc: dict[str, Any]) -> list[tuple[str, str, int, list[Any]]]:
+    """The messages of a batch document, in order: (endpoint_id, event_type, order_id,
+    snapshot). Per unit, per changed order, its events (``event_types``), per endpoint of the
+    order's account that took the event type. PostgreSQL runs the same rules in SQL
+    (``app.store.webhooks``); the tests hold the two to the same output."""
+    routes: dict[str, dict[str, list[str]]] = doc["r"]
+    messages: list[tuple[str, str, int, list[Any]]] = []
+    for changes, created_ids, trades in doc["u"]:
+        created = set(created_ids)
+        fills: dict[int, list[list[Any]]] = {}
+        for seq, timestamp, price, quantity, maker, taker in trades:
+            fills.setdefault(maker, []).append([seq, timestamp, price, quantity, "maker"])
+            fills.setdefault(taker, []).append([seq, timestamp, price, quantity, "taker"])
+        for change in changes:
+            mine = routes.get(change[0])
+            if not mine:
+                continue
+            order_id = change[1]
+            order_fills = fills.get(order_id)
+            payload = [1, change[1:], order_fills or []]
+            for event_type in event_types(
+                change[CHANGE_STATUS], created=order_id in created, traded=bool(order_fills)
+            ):
+                for endpoint_id in mine.get(event_type, ()):
+                    messages.append((endpoint_id, event_type, order_id, payload))
+    return messages
 
 
 def render_body(

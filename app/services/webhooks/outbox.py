@@ -1,13 +1,17 @@
-"""The transactional outbox: the journal's transaction hook writes one row per event per
-subscribed endpoint, in the same transaction as the orders and trades it reports.
+"""The transactional outbox: the journal's transaction hook writes, in the same transaction as
+the orders and trades it reports, what the webhook messages are derived from.
 
-A crash therefore can neither lose a webhook (the rows commit with the fills) nor send one
-for a fill that never committed (the rows roll back with it). The hook runs inside the order
-path's commit, so it stays cheap: the enabled endpoints are cached per account in memory
-(refreshed on every endpoint change, and every few seconds by the dispatcher for changes made
-on other replicas); accounts without endpoints cost one dict lookup per order row; an event
-stores a compact snapshot (serialised once per order row, shared by the account's endpoints
-and events) that is rendered only when sent; all rows go in one bulk insert.
+A crash therefore can neither lose a webhook (the batch commits with the fills) nor send one
+for a fill that never committed (it rolls back with them). The hook runs inside the order
+path's serial commit, so it does as little as it can: the enabled endpoints are cached per
+account in memory (refreshed on every endpoint change, and every few seconds by the
+dispatcher for changes made on other replicas); accounts without endpoints cost one dict
+lookup per order row; and it writes ONE batch row per commit holding the requests' changed
+order rows (of accounts with endpoints, as positional tuples), the ids of the orders they
+placed, their trades and the routes (account -> event type -> endpoints) as they were at the
+commit. Which events each order yields and which endpoints get them is worked out later, by
+the dispatcher's expansion (``events.expand_changes``; in SQL on PostgreSQL), outside the
+order path: per order, that derivation in Python costs several times what the tuple does.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import orjson
 from sqlalchemy import select
@@ -25,14 +29,15 @@ from app.metrics import Metrics
 from app.services.instrument_snapshot import RegistrySnapshot
 from app.services.orders.journal import JournalUnit
 from app.services.webhooks.events import (
+    CHANGES_VERSION,
     ORDER_EVENTS,
-    event_types,
-    fills_by_order,
+    change_fields,
+    expand_changes,
     render_body,
-    snapshot,
+    trade_fields,
 )
 from app.store.database import Database
-from app.store.webhooks import OutboxRow, insert_outbox, webhook_endpoints
+from app.store.webhooks import OutboxRow, insert_changes, webhook_endpoints
 
 
 class Registry(Protocol):
@@ -63,6 +68,7 @@ class OutboxWriter:
         self._clock = clock
         self._routes: dict[str, tuple[Route, ...]] = {}
         self._targets: dict[str, dict[str, tuple[str, ...]]] = {}
+        self._few_accounts = True
         self._endpoint_ids: set[str] = set()
         self._written = False
         self._on_written: list[Callable[[], None]] = []
@@ -92,13 +98,20 @@ class OutboxWriter:
         self._routes = {account: tuple(found) for account, found in routes.items()}
         self._endpoint_ids = {r.endpoint_id for found in routes.values() for r in found}
         # For the hook: account -> event type -> the endpoints that take it.
-        self._targets = {
+        # For the batches: account -> event type -> the endpoints that take it.
+        targets = {
             account: {
                 event: tuple(r.endpoint_id for r in found if event in r.events)
                 for event in ORDER_EVENTS
             }
             for account, found in self._routes.items()
         }
+        self._targets = {
+            account: {event: ids for event, ids in by_event.items() if ids}
+            for account, by_event in targets.items()
+        }
+        # Few accounts: every batch carries all the routes (cheaper than finding its own).
+        self._few_accounts = len(self._targets) <= 16
 
     def routes(self, account: str) -> tuple[Route, ...]:
         return self._routes.get(account, ())
@@ -115,12 +128,14 @@ class OutboxWriter:
 
     async def write(self, conn: AsyncConnection, units: list[JournalUnit]) -> None:
         """The transaction hook: runs inside the journal's transaction."""
-        rows = self.rows_for(units)
-        if rows:
+        found = self.changes_for(units)
+        if found is not None:
+            doc, changes = found
             now = self._clock()
-            await insert_outbox(conn, rows, created_ns=now, deadline_ns=now + self.retry_horizon_ns)
+            await insert_changes(
+                conn, doc, changes, created_ns=now, deadline_ns=now + self.retry_horizon_ns
+            )
             self._written = True
-            self._metrics.webhook_outbox_rows.inc(len(rows))
 
     def after_commit(self, _units: list[JournalUnit]) -> None:
         """The journal listener: the rows are committed now, so deliveries may start."""
@@ -129,31 +144,35 @@ class OutboxWriter:
             for callback in self._on_written:
                 callback()
 
-    def rows_for(self, units: list[JournalUnit]) -> list[OutboxRow]:
-        """Outbox rows for the units' events, in order (the hot loop of the hook)."""
+    def changes_for(self, units: list[JournalUnit]) -> tuple[dict[str, Any], int] | None:
+        """The batch document of the units (``events.expand_changes`` tells its format) and
+        its number of order changes; None when no account of theirs has an endpoint. The hot
+        loop of the hook: one C-level tuple per order row of an account with endpoints."""
         targets = self._targets
         if not targets:
-            return []
-        rows: list[OutboxRow] = []
-        append = rows.append
+            return None
+        fields = change_fields
+        found: list[tuple[list[Any], list[int], list[tuple[int, int, int, int, int, int]]]] = []
+        count = 0
         for unit in units:
-            created = unit.created
-            fills = fills_by_order(unit.trades) if unit.trades else None
-            for row in unit.orders:
-                mine = targets.get(row["account"])
-                if mine is None:
-                    continue
-                order_id = row["order_id"]
-                order_fills = fills.get(order_id) if fills is not None else None
-                payload = None
-                for event_type in event_types(
-                    row["status"], created=order_id in created, traded=bool(order_fills)
-                ):
-                    for endpoint_id in mine[event_type]:
-                        if payload is None:
-                            payload = snapshot(row, order_fills or [])
-                        append((endpoint_id, event_type, order_id, payload))
-        return rows
+            changes = [fields(row) for row in unit.orders if row["account"] in targets]
+            if changes:
+                trades = [trade_fields(trade) for _token, trade in unit.trades]
+                found.append((changes, list(unit.created), trades))
+                count += len(changes)
+        if not found:
+            return None
+        if self._few_accounts:
+            routes = targets
+        else:
+            accounts = {change[0] for changes, _created, _trades in found for change in changes}
+            routes = {account: targets[account] for account in accounts}
+        return {"v": CHANGES_VERSION, "r": routes, "u": found}, count
+
+    def rows_for(self, units: list[JournalUnit]) -> list[OutboxRow]:
+        """The messages the units yield, in order (what their batch expands into)."""
+        found = self.changes_for(units)
+        return list(expand_changes(orjson.loads(orjson.dumps(found[0])))) if found else []
 
     def render(self, event_type: str, created_ns: int, payload: str) -> bytes:
         """The body of a stored message (raises if its instrument is unknown)."""

@@ -21,10 +21,11 @@ from app.services.instrument import Instrument
 from app.services.instrument_snapshot import RegistrySnapshot
 from app.services.orders.journal import JournalUnavailable, JournalUnit, JournalWriter
 from app.services.webhooks import claims, repository
+from app.services.webhooks.events import ORDER_EVENTS, expand_changes
 from app.services.webhooks.outbox import OutboxWriter
 from app.store.database import Database
 from app.store.journal import orders
-from app.store.webhooks import webhook_batches, webhook_outbox
+from app.store.webhooks import insert_outbox, webhook_batches, webhook_outbox
 from tests.support.instruments import database, database_url  # noqa: F401
 
 TOKEN = 408065
@@ -184,6 +185,78 @@ class TestOutboxWriter:
         )
         assert accepted["type"] == "order.accepted"
         assert accepted["data"]["fills"] == []
+
+    async def test_expansion_matches_the_rules_on_both_backends(
+        self,
+        database: Database,  # noqa: F811
+        writer: tuple[JournalWriter, OutboxWriter],
+    ) -> None:
+        """The batch holds order changes; the messages are derived when it is expanded (in
+        SQL on PostgreSQL): the same messages, in the same order, as ``expand_changes``,
+        which follows ``event_types`` (the messages a commit yields)."""
+        journal, outbox = writer
+        await add_endpoint(database, outbox, "we_a1", "a", list(ORDER_EVENTS))
+        await add_endpoint(database, outbox, "we_a2", "a", ["order.filled", "order.cancelled"])
+        await add_endpoint(database, outbox, "we_b", "b", list(ORDER_EVENTS))
+        units = [
+            traded_unit(),  # 1 (b) partially filled by 2 (a), which is filled
+            JournalUnit(  # 4 (a) takes 1 (b) and 5 (c, no endpoint), IOC rest cancelled
+                orders=[
+                    row(1, "b", "filled", filled=10, remaining=0),
+                    row(5, "c", "filled", remaining=0, filled=10),
+                    row(4, "a", "cancelled", side="buy", time_in_force="IOC", filled=16),
+                ],
+                trades=[
+                    trade(6, maker=1, taker=4, quantity=6),
+                    trade(7, maker=5, taker=4, quantity=10),
+                ],
+                created={4},
+            ),
+            JournalUnit(  # a rejected post-only, an expired and an amended order
+                orders=[
+                    row(8, "a", "rejected", reason="WOULD_TAKE"),
+                    row(9, "b", "expired", remaining=0),
+                    row(10, "a", "open", quantity=5, remaining=5),
+                ],
+                created={8},
+            ),
+            JournalUnit(orders=[row(11, "c", "open")], created={11}),  # nobody listens
+        ]
+        found = outbox.changes_for(units)
+        assert found is not None
+        doc, changes = found
+        assert changes == 7  # order rows of accounts with endpoints
+        expected = expand_changes(orjson.loads(orjson.dumps(doc)))
+        assert [(e, t, o) for e, t, o, _p in expected] == [
+            ("we_b", "order.partially_filled", 1),
+            ("we_a1", "order.accepted", 2),
+            ("we_a1", "order.filled", 2),
+            ("we_a2", "order.filled", 2),
+            ("we_b", "order.filled", 1),
+            ("we_a1", "order.accepted", 4),
+            ("we_a1", "order.partially_filled", 4),
+            ("we_a1", "order.cancelled", 4),
+            ("we_a2", "order.cancelled", 4),
+            ("we_a1", "order.rejected", 8),
+            ("we_b", "order.expired", 9),
+        ]
+        # An earlier version's batch (explicit messages) queued before: expanded first.
+        async with database.engine.begin() as conn:
+            await insert_outbox(
+                conn, [("we_b", "webhook.test", None, {"n": 1})], created_ns=NOW, deadline_ns=NOW
+            )
+        await asyncio.gather(*(journal.enqueue(unit) for unit in units))  # one commit
+        rows = await outbox_rows(database)
+        assert [(r.endpoint_id, r.event_type, r.order_id) for r in rows[:1]] == [
+            ("we_b", "webhook.test", None)
+        ]
+        stored = [(r.endpoint_id, r.event_type, r.order_id, orjson.loads(r.payload)) for r in rows]
+        assert stored[1:] == expected
+        fills = {r.event_type: orjson.loads(r.payload)[2] for r in rows if r.order_id == 4}
+        assert fills["order.partially_filled"] == [
+            [6, NOW + 6, 37508, 6, "taker"],
+            [7, NOW + 7, 37508, 10, "taker"],
+        ]
 
     async def test_rows_roll_back_with_a_failed_commit(
         self,
