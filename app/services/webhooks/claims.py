@@ -76,16 +76,29 @@ class Outcome:
     next_attempt_ns: int = 0
 
 
+# A claim walks the pending rows in id order (the partial index) and stops at its limit. The
+# planner, whose statistics lag a table that fills and drains in bursts (a fresh backlog looks
+# like a few dozen rows to it), would rather fetch every pending row and sort them: ~60 ms
+# instead of ~2 ms at a 10k backlog, per claim. The ordered walk is never the worse plan here.
+_CLAIM_PLANNER = ("enable_bitmapscan", "enable_sort")
+
+
 @asynccontextmanager
-async def _transaction(database: Database) -> AsyncIterator[AsyncConnection]:
+async def _transaction(
+    database: Database, *, off: tuple[str, ...] = ()
+) -> AsyncIterator[AsyncConnection]:
     """A dispatcher transaction. On PostgreSQL it does not wait for its WAL flush
     (``synchronous_commit = off``): what the dispatcher writes may be lost in a database
     crash without harm (an expansion is redone from its batch; a lost lease or attempt record
     only means the message is sent again, at least once is the contract), and not flushing
-    keeps these commits from queueing with the journal's, which must flush."""
+    keeps these commits from queueing with the journal's, which must flush. ``off``: planner
+    settings turned off for this transaction (PostgreSQL)."""
     async with database.engine.begin() as conn:
         if database.is_postgres:
-            await conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
+            settings = ", ".join(
+                f"set_config('{name}', 'off', true)" for name in ("synchronous_commit", *off)
+            )
+            await conn.exec_driver_sql(f"SELECT {settings}")
         yield conn
 
 
@@ -167,7 +180,7 @@ async def claim(
     query = _due(now, exclude).order_by(OB.c.id).limit(fetch)
     lease = update(OB).where(OB.c.id.in_(bindparam("ids", expanding=True)))
     if database.is_postgres:
-        async with _transaction(database) as conn:
+        async with _transaction(database, off=_CLAIM_PLANNER) as conn:
             rows = await conn.execute(query.with_for_update(skip_locked=True, of=OB))
             taken = [_claimed(row, now) for row in rows if accept(row.endpoint_id)]
             if taken:
