@@ -128,6 +128,12 @@ class ServiceProcess:
             time.sleep(0.1)
         raise TimeoutError(f"service not ready: {self.log_path.read_text()[-2000:]}")
 
+    def explain(self, response: object) -> str:
+        """An assertion message: the unexpected response and the end of the service's log."""
+        text = getattr(response, "text", "")
+        status = getattr(response, "status_code", "?")
+        return f"{status} {text[:500]}\n--- service log ---\n{self.log_path.read_text()[-4000:]}"
+
     def kill(self) -> None:
         """SIGKILL: no shutdown code runs, as in a crash."""
         if self.process is not None:

@@ -121,7 +121,7 @@ async def run_drill(database_url: str, tmp_path: Path, redis_prefix: str) -> Non
                 response = await client.post(
                     "/advanced/batch-orders", json={"orders": orders}, headers=headers
                 )
-                assert response.status_code == 200
+                assert response.status_code == 200, service.explain(response)
             after = await count_orders(client)
             unacked = sum(len(o) for _, o in sent) - sum(1 for r in acked if r["order_id"])
             assert before <= after <= before + unacked

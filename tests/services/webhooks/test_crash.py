@@ -98,7 +98,11 @@ async def run_drill(database_url: str, tmp_path: Path, redis_prefix: str) -> Non
 
             service.start()
             async with httpx.AsyncClient(base_url=service.url, timeout=30) as client:
-                await eventually(lambda: _settled(client), timeout=60)
+                try:  # generous: on a loaded machine (a full suite beside) delivery is slow
+                    await eventually(lambda: _settled(client), timeout=180)
+                except AssertionError as exc:
+                    report = (await client.get("/health")).json()["dependencies"]["webhooks"]
+                    raise AssertionError(f"{exc}: {report}\n{service.explain(None)}") from exc
                 committed = {
                     account: await _committed_fills(client, headers)
                     for account, headers in ACCOUNTS.items()
