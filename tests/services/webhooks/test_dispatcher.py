@@ -225,7 +225,7 @@ class TestSaturation:
                 receiver.hang = False
                 receiver.released.set()
                 await eventually(lambda: len(receiver.delivered()) == 4)
-                log = await deliveries(client, endpoint["id"])
+                log = await eventually(lambda: _all_delivered(client, endpoint["id"]))  # recorded
         prices = [b["data"]["order"]["price"] for b in receiver.verified(endpoint["secret"])]
         assert prices == ["1875.4", "1875.45", "1875.5", "1875.55"]
         assert [d["status"] for d in log] == ["delivered"] * 4
@@ -259,7 +259,7 @@ class TestRestart:
         with receiver:
             async with running_app(settings) as (_app, client):
                 await eventually(lambda: len(receiver.delivered()) == 2)
-                log = await deliveries(client, endpoint["id"])
+                log = await eventually(lambda: _all_delivered(client, endpoint["id"]))  # recorded
         bodies = receiver.verified(endpoint["secret"])
         assert [b["type"] for b in bodies] == ["order.accepted", "order.filled"]
         assert [d["status"] for d in log] == ["delivered", "delivered"]
