@@ -97,8 +97,7 @@ class OutboxWriter:
             routes.setdefault(account, []).append(Route(endpoint_id, frozenset(events)))
         self._routes = {account: tuple(found) for account, found in routes.items()}
         self._endpoint_ids = {r.endpoint_id for found in routes.values() for r in found}
-        # For the hook: account -> event type -> the endpoints that take it.
-        # For the batches: account -> event type -> the endpoints that take it.
+        # For the hook's batches: account -> event type -> the endpoints that take it.
         targets = {
             account: {
                 event: tuple(r.endpoint_id for r in found if event in r.events)
