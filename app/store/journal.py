@@ -8,7 +8,9 @@ table can be a TimescaleDB hypertable and candles can use ``time_bucket``.
 
 from __future__ import annotations
 
+from collections.abc import Collection, Iterable
 from datetime import datetime
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import (
@@ -97,13 +99,20 @@ batches = Table(
 
 
 # --- bulk writes -----------------------------------------------------------------------------
-# The journal writes hundreds of rows per transaction. Row-by-row executemany costs tens of
-# microseconds a row in the driver; PostgreSQL takes each column as one array and unnests it
-# (one statement, 21 parameters, whatever the row count); SQLite gets a plain positional
-# executemany, which sqlite3 runs in C.
+# The journal writes thousands of rows per transaction. Row-by-row executemany costs tens of
+# microseconds a row in the driver. On PostgreSQL, rows that are new (orders placed in this
+# transaction, trades) go in with COPY: measured ~3x cheaper than an INSERT from unnested
+# arrays, for PostgreSQL and for us. Orders changed since an earlier transaction are upserted
+# from one array per column (one statement, 21 parameters, whatever the row count); a COPY of
+# a row that exists already fails the transaction, so nothing is ever silently dropped.
+# SQLite gets a plain positional executemany (an upsert), which sqlite3 runs in C.
 
 ORDER_COLUMNS = tuple(c.name for c in orders.columns)
 TRADE_COLUMNS = tuple(c.name for c in trades.columns)
+_order_values = itemgetter(*ORDER_COLUMNS)
+_trade_values = itemgetter(*TRADE_COLUMNS)
+_PG_COPY_ORDERS = f"COPY orders ({', '.join(ORDER_COLUMNS)}) FROM STDIN"
+_PG_COPY_TRADES = f"COPY trades ({', '.join(TRADE_COLUMNS)}) FROM STDIN"
 _ORDER_MUTABLE = (
     "price",
     "quantity",
@@ -174,7 +183,6 @@ _PG_UPSERT_ORDERS = _pg_unnest_insert(
     " ON CONFLICT (order_id) DO UPDATE SET "
     + ", ".join(f"{name} = EXCLUDED.{name}" for name in _ORDER_MUTABLE),
 )
-_PG_INSERT_TRADES = _pg_unnest_insert(trades, TRADE_COLUMNS)
 
 
 def _sqlite_insert(table: Table, columns: tuple[str, ...], suffix: str = "") -> str:
@@ -196,19 +204,35 @@ async def write_rows(
     *,
     order_rows: list[dict[str, Any]],
     trade_rows: list[dict[str, Any]],
+    new_order_ids: Collection[int] = (),
 ) -> None:
-    """Upsert order rows and insert trade rows in the caller's transaction."""
+    """Write order rows (the latest state of each order) and insert trade rows in the caller's
+    transaction. ``new_order_ids``: orders placed in this transaction, which no earlier one
+    wrote (inserted; the other order rows are upserted)."""
     if conn.dialect.name == "postgresql":
-        if order_rows:
-            await conn.exec_driver_sql(_PG_UPSERT_ORDERS, _pg_arrays(orders, order_rows))
+        changed = order_rows
+        if new_order_ids:
+            changed = [row for row in order_rows if row["order_id"] not in new_order_ids]
+            if len(changed) < len(order_rows):
+                new = [row for row in order_rows if row["order_id"] in new_order_ids]
+                await _pg_copy(conn, _PG_COPY_ORDERS, map(_order_values, new))
+        if changed:
+            await conn.exec_driver_sql(_PG_UPSERT_ORDERS, _pg_arrays(orders, changed))
         if trade_rows:
-            await conn.exec_driver_sql(_PG_INSERT_TRADES, _pg_arrays(trades, trade_rows))
+            await _pg_copy(conn, _PG_COPY_TRADES, map(_trade_values, trade_rows))
         return
     if order_rows:
-        await conn.exec_driver_sql(
-            _SQLITE_UPSERT_ORDERS, [tuple(row[n] for n in ORDER_COLUMNS) for row in order_rows]
-        )
+        await conn.exec_driver_sql(_SQLITE_UPSERT_ORDERS, list(map(_order_values, order_rows)))
     if trade_rows:
-        await conn.exec_driver_sql(
-            _SQLITE_INSERT_TRADES, [tuple(row[n] for n in TRADE_COLUMNS) for row in trade_rows]
-        )
+        await conn.exec_driver_sql(_SQLITE_INSERT_TRADES, list(map(_trade_values, trade_rows)))
+
+
+async def _pg_copy(conn: AsyncConnection, statement: str, rows: Iterable[tuple[Any, ...]]) -> None:
+    """COPY ``rows`` in through the driver's connection, inside the caller's transaction."""
+    raw = await conn.get_raw_connection()
+    driver = raw.driver_connection
+    assert driver is not None
+    async with driver.cursor() as cursor, cursor.copy(statement) as copy:
+        write = copy.write_row
+        for row in rows:
+            await write(row)

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import psycopg
 import pytest
 from sqlalchemy import select
 
@@ -79,3 +80,54 @@ class TestWriteRows:
         ]
         assert stored_trade.maker_account == account
         assert stored_trade.executed_at.replace(tzinfo=UTC) == executed
+
+    async def test_new_orders_are_inserted_and_changed_ones_updated(
+        self, backend_settings: Settings
+    ) -> None:
+        database = Database.create(backend_settings.db.url, data_dir=backend_settings.db.data_dir)
+        try:
+            await migrate(database)
+            async with database.engine.begin() as conn:
+                await write_rows(
+                    conn,
+                    order_rows=[order_row(1, "a", None), order_row(2, "a", "c-2")],
+                    trade_rows=[],
+                    new_order_ids={1, 2},
+                )
+            # One transaction: order 1 changed since the first one, order 3 is new.
+            filled = order_row(1, "a", None) | {"status": "filled", "remaining": 0, "filled": 5}
+            async with database.engine.begin() as conn:
+                await write_rows(
+                    conn,
+                    order_rows=[filled, order_row(3, "b", "c-3")],
+                    trade_rows=[],
+                    new_order_ids={3},
+                )
+            async with database.engine.connect() as conn:
+                rows = (await conn.execute(select(orders).order_by(orders.c.order_id))).all()
+        finally:
+            await database.dispose()
+        assert [(r.order_id, r.account, r.status, r.filled, r.remaining) for r in rows] == [
+            (1, "a", "filled", 5, 0),
+            (2, "a", "open", 0, 5),
+            (3, "b", "open", 0, 5),
+        ]
+
+    async def test_a_new_order_that_exists_already_fails_the_transaction(self, pg_url: str) -> None:
+        """An order claimed new that an earlier transaction wrote is an error, never a silent
+        overwrite or drop (PostgreSQL inserts new orders with COPY)."""
+        database = Database.create(pg_url)
+        try:
+            async with database.engine.begin() as conn:
+                await write_rows(
+                    conn, order_rows=[order_row(1, "a", None)], trade_rows=[], new_order_ids={1}
+                )
+            again = order_row(1, "a", None) | {"status": "cancelled", "remaining": 0}
+            with pytest.raises(psycopg.errors.UniqueViolation):
+                async with database.engine.begin() as conn:
+                    await write_rows(conn, order_rows=[again], trade_rows=[], new_order_ids={1})
+            async with database.engine.connect() as conn:
+                rows = (await conn.execute(select(orders.c.status))).all()
+        finally:
+            await database.dispose()
+        assert [r.status for r in rows] == ["open"]

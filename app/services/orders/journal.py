@@ -177,14 +177,21 @@ class JournalWriter:
         order_rows: dict[int, dict[str, Any]] = {}
         trade_rows: list[dict[str, Any]] = []
         batch_rows: list[dict[str, Any]] = []
+        created: set[int] = set()
         for unit in group:
+            created |= unit.created
             for row in unit.orders:
                 order_rows[row["order_id"]] = row  # the latest state of an order wins
             trade_rows.extend(trade_row(token, trade) for token, trade in unit.trades)
             if unit.batch is not None:
                 batch_rows.append(unit.batch)
         async with self._database.engine.begin() as conn:
-            await write_rows(conn, order_rows=list(order_rows.values()), trade_rows=trade_rows)
+            await write_rows(
+                conn,
+                order_rows=list(order_rows.values()),
+                trade_rows=trade_rows,
+                new_order_ids=created,
+            )
             if batch_rows:
                 await conn.execute(insert(batches), batch_rows)
             for hook in self._hooks:
