@@ -164,7 +164,7 @@ class Fanout:
             finally:
                 self.listening = False
                 with contextlib.suppress(Exception):
-                    await asyncio.wait_for(pubsub.aclose(), 1.0)  # type: ignore[no-untyped-call]
+                    await asyncio.wait_for(pubsub.aclose(), 1.0)  # type: ignore[no-untyped-call, unused-ignore]
             await asyncio.sleep(RETRY_SECONDS)
 
     def dispatch(self, data: bytes | str) -> None:
