@@ -1,0 +1,166 @@
+"""Journal storage ceiling: how many orders a second PostgreSQL takes through the journal's own
+writes, with no HTTP, no matching and no event loop contention.
+
+Each group is what one group commit of the orders bench holds: 3,200 new orders (32 batches
+of 100; a sixth of them filled, a sixth cancelled, the rest resting), 40 orders placed by
+an earlier group and changed now, and 700 trades, written by ``app.store.journal.write_rows``
+in one transaction (COPY for the new orders and trades, an upsert for the changed orders).
+Reported: orders journaled per second of wall time, and the CPU per order of this process
+(building the rows' values) and of the PostgreSQL backend (from /proc), so the two shares
+of the journal's cost can be told apart.
+
+    .venv/bin/python bench/journal.py [--groups 40] [--group-orders 3200] [--upsert-all]
+
+``--upsert-all`` writes every order row through the upsert from unnested arrays (how every
+order row was written before new orders went in with COPY), for comparison.
+
+Creates and drops the database ``ticker_bench_journal``. Last output line: one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from sqlalchemy import text
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from app.engine import Side, Trade
+from app.services.orders.journal import trade_row
+from app.store.database import Database
+from app.store.journal import write_rows
+from app.store.migrate import migrate
+
+PG_ADMIN = os.environ.get("BENCH_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+DATABASE = "ticker_bench_journal"
+WARMUP_GROUPS = 5
+STATUSES = ("open", "open", "open", "open", "filled", "cancelled")
+
+
+def backend_cpu_seconds(pid: int) -> float:
+    """utime + stime of a local process (the PostgreSQL backend serving our connection)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def order_row(rng: random.Random, order_id: int, now: int) -> dict[str, Any]:
+    status = rng.choice(STATUSES)
+    filled = 50 if status == "filled" else 0
+    return {
+        "order_id": order_id,
+        "account": rng.choice(("default", "desk-b")),
+        "client_order_id": None,
+        "batch_id": f"b{order_id // 100:08d}",
+        "instrument_token": rng.choice((408065, 2953217, 738561, 341249)),
+        "side": rng.choice(("buy", "sell")),
+        "order_type": "limit",
+        "time_in_force": "GTC",
+        "post_only": False,
+        "stp": "cancel_newest",
+        "price": 37508 + rng.randint(-20, 20),
+        "trigger_price": None,
+        "quantity": 50,
+        "filled": filled,
+        "remaining": 0 if status != "open" else 50,
+        "status": status,
+        "priority": order_id,
+        "reason": "USER_CANCELLED" if status == "cancelled" else None,
+        "created_ns": now,
+        "updated_ns": now,
+        "last_seq": order_id * 3,
+    }
+
+
+async def run(groups: int, size: int, upsert_all: bool) -> dict[str, Any]:
+    url = PG_ADMIN.rsplit("/", 1)[0] + f"/{DATABASE}"
+    database = Database.create(url)
+    rng = random.Random(7)
+    resting: list[dict[str, Any]] = []
+    next_id = seq = 0
+    wall = cpu = backend = 0.0
+    measured = 0
+    try:
+        await migrate(database)
+        async with database.engine.connect() as conn:
+            pid = (await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one()
+            await conn.commit()
+            for group in range(groups + WARMUP_GROUPS):
+                now = time.time_ns()
+                new = []
+                for _ in range(size):
+                    next_id += 1
+                    new.append(order_row(rng, next_id, now))
+                changed = []
+                for _ in range(min(40, len(resting))):
+                    row = resting.pop(rng.randrange(len(resting)))
+                    changed.append(row | {"status": "filled", "filled": 50, "remaining": 0})
+                trades = []
+                for _ in range(700):
+                    seq += 1
+                    trade = Trade(
+                        seq, now, 37508, 5, next_id - 1, next_id, "default", "desk-b",
+                        Side.BUY, 0, 0,
+                    )  # fmt: skip
+                    trades.append(trade_row(408065, trade))
+                started, cpu0 = time.perf_counter(), time.process_time()
+                backend0 = backend_cpu_seconds(pid)
+                async with conn.begin():
+                    await write_rows(
+                        conn,
+                        order_rows=new + changed,
+                        trade_rows=trades,
+                        new_order_ids=() if upsert_all else {row["order_id"] for row in new},
+                    )
+                if group >= WARMUP_GROUPS:
+                    wall += time.perf_counter() - started
+                    cpu += time.process_time() - cpu0
+                    backend += backend_cpu_seconds(pid) - backend0
+                    measured += size
+                resting.extend(row for row in new if row["status"] == "open")
+    finally:
+        await database.dispose()
+    return {
+        "bench": "journal",
+        "groups": groups,
+        "orders_per_group": size,
+        "new_orders": "upsert" if upsert_all else "copy",
+        "orders_per_s": round(measured / wall),
+        "ms_per_group": round(1e3 * wall / groups, 1),
+        "client_cpu_us_per_order": round(1e6 * cpu / measured, 2),
+        "postgres_cpu_us_per_order": round(1e6 * backend / measured, 2),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--groups", type=int, default=40)
+    parser.add_argument("--group-orders", type=int, default=3200)
+    parser.add_argument("--upsert-all", action="store_true", help="no COPY for new orders")
+    args = parser.parse_args()
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{DATABASE}"')
+    try:
+        result = asyncio.run(run(args.groups, args.group_orders, args.upsert_all))
+    finally:
+        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')
+    print(
+        f"{result['orders_per_s']:,} orders/s journaled; {result['ms_per_group']} ms per "
+        f"group; CPU per order: {result['client_cpu_us_per_order']} us here, "
+        f"{result['postgres_cpu_us_per_order']} us in PostgreSQL"
+    )
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
