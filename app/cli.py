@@ -28,6 +28,12 @@ def _settings_or_exit(*, production_checks: bool = True) -> Settings:
         raise SystemExit(2) from None
 
 
+#: uvicorn's sans-I/O implementation of the WebSocket protocol (the ``websockets`` library's
+#: protocol without its legacy asyncio layers): one coroutine per message sent instead of
+#: about ten, measured +15-20% ticks delivered at 1,000 clients (BENCHMARKS.md, Ticker).
+WS_IMPLEMENTATION = "websockets-sansio"
+
+
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -54,6 +60,7 @@ def _serve(args: argparse.Namespace) -> int:
         access_log=False,
         proxy_headers=True,
         timeout_graceful_shutdown=int(settings.shutdown_grace_seconds),
+        ws=WS_IMPLEMENTATION,
         ws_ping_interval=None,
         # A WebSocket message is bounded like a request body: past it, close 1009 before
         # buffering more (uvicorn's default would hold up to 16 MiB per connection).

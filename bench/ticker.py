@@ -41,6 +41,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import orjson
 
+from app.cli import WS_IMPLEMENTATION
+
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 KEY = "bench-ticker-key-0123456789"
 
@@ -503,8 +505,8 @@ def main() -> None:
     parser.add_argument(
         "--ws",
         choices=["websockets", "websockets-sansio", "wsproto"],
-        default="websockets",
-        help="uvicorn's WebSocket implementation (the service runs uvicorn's default, websockets)",
+        default=WS_IMPLEMENTATION,
+        help=f"uvicorn's WebSocket implementation (the service runs {WS_IMPLEMENTATION})",
     )
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()

@@ -16,6 +16,7 @@ import websockets
 from fastapi import FastAPI
 from websockets.asyncio.client import ClientConnection
 
+from app.cli import WS_IMPLEMENTATION
 from app.main import create_app
 from app.settings import Settings
 from tests.support.servers import free_port
@@ -43,6 +44,7 @@ async def live_app(settings: Settings) -> AsyncIterator[LiveApp]:
         port=port,
         log_config=None,
         access_log=False,
+        ws=WS_IMPLEMENTATION,
         ws_ping_interval=None,
         timeout_graceful_shutdown=5,
     )
