@@ -21,7 +21,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.background import BackgroundTasks
 from app.metrics import Metrics
-from app.services.cluster.gateway import ReplyListener, StreamRouter
+from app.services.cluster.gateway import StreamRouter
+from app.services.cluster.hop import ReplyListener
 from app.services.cluster.lease import ShardLease
 from app.services.cluster.matcher import Matcher
 from app.services.orders.journal import JournalUnit, JournalWriter

@@ -16,16 +16,14 @@ import hashlib
 import logging
 import secrets
 import time
-import uuid
 from typing import Any
 
 import orjson
 from sqlalchemy import insert
 
-from app.errors import AppError, BadRequest, ServiceUnavailable, ValidationFailed
+from app.errors import AppError, BadRequest, ValidationFailed
 from app.metrics import Metrics
-from app.services.cluster import protocol
-from app.services.cluster.protocol import RemoteError
+from app.services.cluster.hop import ReplyListener, ShardTimeout, ShardUnavailable, StreamHop
 from app.services.instrument import Instrument
 from app.services.orders import queries
 from app.services.orders.errors import OrderNotFound, OrderRejectedError
@@ -39,60 +37,6 @@ from app.store.journal import batches
 from app.store.redis import RedisStore
 
 log = logging.getLogger(__name__)
-
-
-class ShardUnavailable(ServiceUnavailable):
-    code = "SHARD_UNAVAILABLE"
-    message = "the matchers cannot be reached; nothing was placed"
-
-
-class ShardTimeout(ServiceUnavailable):
-    code = "SHARD_TIMEOUT"
-    message = "the matcher did not answer in time; the outcome is unknown"
-
-
-class ReplyListener:
-    """Reads this gateway's reply stream and hands each reply to the request waiting on it."""
-
-    def __init__(self, redis: RedisStore, gateway_id: str) -> None:
-        self._redis = redis
-        self.key = redis.key("replies", gateway_id)
-        self._waiting: dict[str, asyncio.Future[dict[str, Any]]] = {}
-
-    def expect(self, command_id: str) -> asyncio.Future[dict[str, Any]]:
-        future = asyncio.get_running_loop().create_future()
-        self._waiting[command_id] = future
-        return future
-
-    def forget(self, command_id: str) -> None:
-        self._waiting.pop(command_id, None)
-
-    async def run(self) -> None:
-        last = "$"
-        while True:
-            try:
-                response: Any = await self._redis.client.xread(
-                    {self.key: last}, count=1000, block=1000
-                )
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("reply stream read failed: %s; retrying", type(exc).__name__)
-                await asyncio.sleep(0.5)
-                continue
-            for _stream, entries in response or ():
-                for entry_id, fields in entries:
-                    last = entry_id
-                    reply = protocol.decode(fields)
-                    future = self._waiting.pop(reply["id"], None)
-                    if future is not None and not future.done():
-                        future.set_result(reply)
-
-    async def close(self) -> None:
-        try:
-            await self._redis.client.delete(self.key)
-        except Exception:
-            log.warning("could not delete the reply stream %s", self.key)
 
 
 class StreamRouter:
@@ -113,45 +57,11 @@ class StreamRouter:
         self._redis = redis
         self._database = database
         self._registry = registry
-        self._replies = replies
+        self._hop = StreamHop(redis=redis, replies=replies, timeout=timeout)
         self._metrics = metrics
         self.shards = shards
-        self._timeout = timeout
         self.max_batch_orders = max_batch_orders
         self._idempotency = IdempotencyGuard(database)
-
-    # --- the stream hop ------------------------------------------------------------------------
-
-    async def _send(self, shard: int, command: dict[str, Any]) -> asyncio.Future[dict[str, Any]]:
-        command["id"] = command.get("id") or uuid.uuid4().hex
-        command["reply_to"] = self._replies.key
-        future = self._replies.expect(command["id"])
-        try:
-            await self._redis.client.xadd(
-                self._redis.key("orders", shard), protocol.encode(command)
-            )
-        except Exception as exc:
-            self._replies.forget(command["id"])
-            raise ShardUnavailable() from exc
-        return future
-
-    async def _wait(
-        self, command_id: str, future: asyncio.Future[dict[str, Any]]
-    ) -> dict[str, Any] | None:
-        try:
-            return await asyncio.wait_for(future, self._timeout)
-        except TimeoutError:
-            self._replies.forget(command_id)
-            return None
-
-    async def _call(self, shard: int, command: dict[str, Any]) -> Any:
-        future = await self._send(shard, command)
-        reply = await self._wait(command["id"], future)
-        if reply is None:
-            raise ShardTimeout()
-        if "error" in reply:
-            raise RemoteError(reply["error"])
-        return reply["result"]
 
     def _shard(self, instrument: Instrument) -> int:
         return shard_of(instrument.instrument_token, self.shards)
@@ -229,7 +139,7 @@ class StreamRouter:
                 "atomic": atomic,
             }
             try:
-                future = await self._send(shard, command)
+                future = await self._hop.send(shard, command)
             except ShardUnavailable:
                 if not sent:
                     raise  # nothing was sent: nothing was placed, the whole batch is 503
@@ -244,7 +154,7 @@ class StreamRouter:
                 continue
             sent.append((command, indices, future))
         for command, indices, future in sent:
-            reply = await self._wait(command["id"], future)
+            reply = await self._hop.wait(command["id"], future)
             for result in self._part_results(reply, command, indices):
                 results[result["index"]] = result
         final = [r for r in results if r is not None]
@@ -331,7 +241,7 @@ class StreamRouter:
     async def cancel_order(self, account: str, order_id: int) -> dict[str, Any]:
         shard = await self._order_shard(account, order_id)
         command = {"kind": "cancel", "account": account, "order_id": order_id}
-        result: dict[str, Any] = await self._call(shard, command)
+        result: dict[str, Any] = await self._hop.call(shard, command)
         return result
 
     async def amend_order(
@@ -345,7 +255,7 @@ class StreamRouter:
             "quantity": quantity,
             "price": price,
         }
-        result: dict[str, Any] = await self._call(shard, command)
+        result: dict[str, Any] = await self._hop.call(shard, command)
         return result
 
     async def cancel_all(self, account: str, symbol: str | None = None) -> dict[str, Any]:
@@ -355,7 +265,7 @@ class StreamRouter:
             shards = list(range(self.shards))
         replies = await asyncio.gather(
             *(
-                self._call(shard, {"kind": "cancel_all", "account": account, "symbol": symbol})
+                self._hop.call(shard, {"kind": "cancel_all", "account": account, "symbol": symbol})
                 for shard in shards
             )
         )
@@ -365,7 +275,7 @@ class StreamRouter:
     async def set_halted(self, instrument_token: int, halted: bool) -> Instrument:
         instrument = self._registry.snapshot.instrument(instrument_token)
         command = {"kind": "halt", "instrument_token": instrument_token, "halted": halted}
-        await self._call(self._shard(instrument), command)
+        await self._hop.call(self._shard(instrument), command)
         status = "halted" if halted else "active"
         # The matcher stored the status; this gateway's snapshot follows without a reload.
         return await self._registry.set_status(instrument_token, status)  # type: ignore[arg-type]
@@ -375,12 +285,12 @@ class StreamRouter:
     async def order_book(self, symbol: str, depth: int) -> dict[str, Any]:
         instrument = self._registry.snapshot.lookup(symbol)
         command = {"kind": "book", "symbol": instrument.symbol, "depth": depth}
-        result: dict[str, Any] = await self._call(self._shard(instrument), command)
+        result: dict[str, Any] = await self._hop.call(self._shard(instrument), command)
         return result
 
     async def stats(self, symbol: str) -> dict[str, Any]:
         instrument = self._registry.snapshot.lookup(symbol)
-        result: dict[str, Any] = await self._call(
+        result: dict[str, Any] = await self._hop.call(
             self._shard(instrument), {"kind": "stats", "symbol": instrument.symbol}
         )
         return result
