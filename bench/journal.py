@@ -29,7 +29,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import psycopg
 from sqlalchemy import text
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -39,8 +38,8 @@ from app.services.orders.journal import trade_row
 from app.store.database import Database
 from app.store.journal import write_rows
 from app.store.migrate import migrate
+from bench.support import drop_databases, fresh_database
 
-PG_ADMIN = os.environ.get("BENCH_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 DATABASE = "ticker_bench_journal"
 WARMUP_GROUPS = 5
 STATUSES = ("open", "open", "open", "open", "filled", "cancelled")
@@ -80,8 +79,7 @@ def order_row(rng: random.Random, order_id: int, now: int) -> dict[str, Any]:
     }
 
 
-async def run(groups: int, size: int, upsert_all: bool) -> dict[str, Any]:
-    url = PG_ADMIN.rsplit("/", 1)[0] + f"/{DATABASE}"
+async def run(url: str, groups: int, size: int, upsert_all: bool) -> dict[str, Any]:
     database = Database.create(url)
     rng = random.Random(7)
     resting: list[dict[str, Any]] = []
@@ -146,14 +144,11 @@ def main() -> None:
     parser.add_argument("--group-orders", type=int, default=3200)
     parser.add_argument("--upsert-all", action="store_true", help="no COPY for new orders")
     args = parser.parse_args()
-    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{DATABASE}"')
+    url = fresh_database(DATABASE)
     try:
-        result = asyncio.run(run(args.groups, args.group_orders, args.upsert_all))
+        result = asyncio.run(run(url, args.groups, args.group_orders, args.upsert_all))
     finally:
-        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')
+        drop_databases(DATABASE)
     print(
         f"{result['orders_per_s']:,} orders/s journaled; {result['ms_per_group']} ms per "
         f"group; CPU per order: {result['client_cpu_us_per_order']} us here, "

@@ -14,45 +14,28 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-import httpx
-import psycopg
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-ROOT = Path(__file__).resolve().parents[1]
-PG_ADMIN = os.environ.get("BENCH_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
-KEYS = {"default": "bench-key-default-0123456789", "desk-b": "bench-key-desk-b-0123456789"}
+from bench.support import (
+    KEYS,
+    ROOT,
+    drop_databases,
+    free_port,
+    fresh_database,
+    serve,
+    stop,
+    wait_ready,
+)
+
 # Instruments of the bundled sample with tick 0.05 and lot 1, and a mid price in ticks.
 INSTRUMENTS = {"NSE:INFY": 37508, "NSE:TCS": 82046, "NSE:RELIANCE": 26051, "NSE:HDFCBANK": 34978}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError("server exited during start-up")
-        try:
-            if httpx.get(url, timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise TimeoutError(url)
 
 
 def make_bodies(count: int, size: int, seed: int = 42) -> list[str]:
@@ -99,37 +82,6 @@ def run_load(port: int, spec_file: Path, connections: int, seconds: float) -> di
     return json.loads(output.stdout.strip().splitlines()[-1])
 
 
-def serve_service(workdir: Path, database_url: str, port: int) -> subprocess.Popen[bytes]:
-    tokens = workdir / "tokens"
-    tokens.mkdir(parents=True, exist_ok=True)
-    (tokens / "desk-b.json").write_text(
-        json.dumps({"account": "desk-b", "scopes": ["read", "trade"], "key": KEYS["desk-b"]})
-    )
-    env = {
-        **{k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG")},
-        "PYTHONPATH": str(ROOT),
-        "DATABASE_URL": database_url,
-        "REDIS_URL": REDIS_URL,
-        "REDIS_PREFIX": f"bench:{port}:",
-        "API_KEY": KEYS["default"],
-        "TOKENS_DIR": str(tokens),
-        "DATA_DIR": str(workdir / "data"),
-        "LOG_LEVEL": "WARNING",
-        "ACCESS_LOG": "false",
-        "RATE_LIMIT_PER_SECOND": "1000000000",
-        "CIRCUIT_BREAKER_PERCENT": "0",
-        "RISK_MAX_OPEN_ORDERS": "1000000000",
-    }
-    log = (workdir / "service.log").open("wb")
-    return subprocess.Popen(
-        [sys.executable, "-m", "app.cli", "serve", "--port", str(port)],
-        env=env,
-        cwd=workdir,
-        stdout=log,
-        stderr=log,
-    )
-
-
 def serve_echo(workdir: Path, port: int) -> subprocess.Popen[bytes]:
     log = (workdir / "echo.log").open("wb")
     return subprocess.Popen(
@@ -148,14 +100,6 @@ def serve_echo(workdir: Path, port: int) -> subprocess.Popen[bytes]:
         stdout=log,
         stderr=log,
     )
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    process.terminate()
-    try:
-        process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        process.kill()
 
 
 def main() -> None:
@@ -180,16 +124,13 @@ def main() -> None:
     )
     database = "ticker_bench_orders"
     if args.backend == "postgres":
-        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
-            conn.execute(f'CREATE DATABASE "{database}"')
-        database_url = PG_ADMIN.rsplit("/", 1)[0] + f"/{database}"
+        database_url = fresh_database(database)
     else:
         database_url = f"sqlite:///{workdir / 'bench.db'}"
 
     try:
         port = free_port()
-        service = serve_service(workdir, database_url, port)
+        service = serve(workdir, port, DATABASE_URL=database_url)
         try:
             wait_ready(f"http://127.0.0.1:{port}/health/ready", service)
             result = run_load(port, spec, args.connections, args.seconds)
@@ -204,8 +145,7 @@ def main() -> None:
             stop(echo)
     finally:
         if args.backend == "postgres":
-            with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-                conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+            drop_databases(database)
         shutil.rmtree(workdir, ignore_errors=True)
 
     orders_per_s = result["requests_per_s"] * args.batch

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -26,41 +25,23 @@ import time
 from pathlib import Path
 from typing import Any
 
-import psycopg
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from orders import KEYS, PG_ADMIN, REDIS_URL, ROOT, free_port, make_bodies, stop, wait_ready
+from bench.orders import make_bodies
+from bench.support import (
+    KEYS,
+    ROOT,
+    drop_databases,
+    free_port,
+    fresh_database,
+    serve,
+    stop,
+    wait_ready,
+)
 
 
 def launch(workdir: Path, env: dict[str, str], name: str, port: int) -> subprocess.Popen[bytes]:
-    tokens = workdir / "tokens"
-    tokens.mkdir(parents=True, exist_ok=True)
-    (tokens / "desk-b.json").write_text(
-        json.dumps({"account": "desk-b", "scopes": ["read", "trade"], "key": KEYS["desk-b"]})
-    )
-    full = {
-        **{k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG")},
-        "PYTHONPATH": str(ROOT),
-        "REDIS_URL": REDIS_URL,
-        "API_KEY": KEYS["default"],
-        "TOKENS_DIR": str(tokens),
-        "DATA_DIR": str(workdir / "data"),
-        "LOG_LEVEL": "WARNING",
-        "ACCESS_LOG": "false",
-        "RATE_LIMIT_PER_SECOND": "1000000000",
-        "CIRCUIT_BREAKER_PERCENT": "0",
-        "RISK_MAX_OPEN_ORDERS": "1000000000",
-        "INSTANCE_ID": name,
-        **env,
-    }
-    log = (workdir / f"{name}.log").open("wb")
-    return subprocess.Popen(
-        [sys.executable, "-m", "app.cli", "serve", "--port", str(port)],
-        env=full,
-        cwd=workdir,
-        stdout=log,
-        stderr=log,
-    )
+    return serve(workdir, port, name=name, INSTANCE_ID=name, **env)
 
 
 def load(ports: list[int], spec: Path, connections: int, seconds: float) -> dict[str, Any]:
@@ -121,16 +102,14 @@ def topology(name: str, workdir: Path, database_url: str, prefix: str) -> tuple[
 
 def run_topology(name: str, args: argparse.Namespace, specs: dict[str, Path]) -> dict[str, Any]:
     database = f"ticker_bench_scaleout_{name}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{database}"')
+    database_url = fresh_database(database)
     workdir = Path(tempfile.mkdtemp(prefix=f"bench-scaleout-{name}-"))
     processes: list[subprocess.Popen[bytes]] = []
     try:
         processes, entry = topology(
             name,
             workdir,
-            PG_ADMIN.rsplit("/", 1)[0] + f"/{database}",
+            database_url,
             f"bench:{name}:{time.time_ns()}:",
         )
         for port in entry:
@@ -140,8 +119,7 @@ def run_topology(name: str, args: argparse.Namespace, specs: dict[str, Path]) ->
     finally:
         for process in reversed(processes):
             stop(process)
-        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+        drop_databases(database)
         shutil.rmtree(workdir, ignore_errors=True)
     return {
         "orders_per_s": round(throughput["requests_per_s"] * 100),

@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import shutil
 import sqlite3
 import statistics
@@ -36,14 +35,14 @@ import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.orders import (
+from bench.orders import make_bodies, run_load
+from bench.support import (
     KEYS,
-    PG_ADMIN,
-    REDIS_URL,
     ROOT,
+    drop_databases,
     free_port,
-    make_bodies,
-    run_load,
+    fresh_database,
+    serve,
     stop,
     wait_ready,
 )
@@ -106,37 +105,18 @@ def delivered(client: httpx.Client, port: int) -> int:
 # --- the service ------------------------------------------------------------------------------
 
 
-def serve(workdir: Path, database_url: str, port: int, **extra: str) -> subprocess.Popen[bytes]:
-    tokens = workdir / "tokens"
-    tokens.mkdir(parents=True, exist_ok=True)
-    (tokens / "desk-b.json").write_text(
-        json.dumps({"account": "desk-b", "scopes": ["read", "trade"], "key": KEYS["desk-b"]})
-    )
-    env = {
-        **{k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG")},
-        "PYTHONPATH": str(ROOT),
-        "DATABASE_URL": database_url,
-        "REDIS_URL": REDIS_URL,
-        "REDIS_PREFIX": f"bench:{port}:",
-        "API_KEY": KEYS["default"],
-        "TOKENS_DIR": str(tokens),
-        "DATA_DIR": str(workdir / "data"),
-        "LOG_LEVEL": "WARNING",
-        "ACCESS_LOG": "false",
-        "RATE_LIMIT_PER_SECOND": "1000000000",
-        "CIRCUIT_BREAKER_PERCENT": "0",
-        "RISK_MAX_OPEN_ORDERS": "1000000000",
-        "WEBHOOK_ALLOW_LOOPBACK": "true",
-        "WEBHOOK_MAX_ENDPOINTS_PER_ACCOUNT": "10",
+def serve_webhooks(
+    workdir: Path, database_url: str, port: int, **extra: str
+) -> subprocess.Popen[bytes]:
+    """The service with loopback webhook targets allowed (the receivers are local)."""
+    return serve(
+        workdir,
+        port,
+        name=f"service-{port}",
+        DATABASE_URL=database_url,
+        WEBHOOK_ALLOW_LOOPBACK="true",
+        WEBHOOK_MAX_ENDPOINTS_PER_ACCOUNT="10",
         **extra,
-    }
-    log = (workdir / f"service-{port}.log").open("wb")
-    return subprocess.Popen(
-        [sys.executable, "-m", "app.cli", "serve", "--port", str(port)],
-        env=env,
-        cwd=workdir,
-        stdout=log,
-        stderr=log,
     )
 
 
@@ -153,16 +133,11 @@ class Backend:
         self.made.append(name)
         if self.kind == "sqlite":
             return f"sqlite:///{self.workdir / (name + '.db')}"
-        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            conn.execute(f'CREATE DATABASE "{name}"')
-        return PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
+        return fresh_database(name)
 
     def drop_all(self) -> None:
         if self.kind == "postgres":
-            with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-                for name in self.made:
-                    conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            drop_databases(*self.made)
 
 
 def register(base: str, url: str, account: str) -> None:
@@ -213,7 +188,7 @@ def bench_deliveries(backend: Backend, workdir: Path, batches: int) -> dict[str,
     receiver, receiver_port = start_receiver(workdir, hang=False)
     port = free_port()
     database_url = backend.fresh()
-    service = serve(workdir, database_url, port, WEBHOOK_ENDPOINT_CONCURRENCY="8")
+    service = serve_webhooks(workdir, database_url, port, WEBHOOK_ENDPOINT_CONCURRENCY="8")
     base = f"http://127.0.0.1:{port}"
     try:
         wait_ready(f"{base}/health/ready", service)
@@ -261,7 +236,7 @@ def bench_throughput(
 ) -> dict[str, Any]:
     port = free_port()
     database_url = backend.fresh()
-    service = serve(workdir, database_url, port)
+    service = serve_webhooks(workdir, database_url, port)
     base = f"http://127.0.0.1:{port}"
     try:
         wait_ready(f"{base}/health/ready", service)

@@ -1,0 +1,97 @@
+"""What the benchmarks that run the service as a subprocess share: the keys, fresh databases,
+starting ``ticker-service serve`` with bench settings, waiting for it, stopping it."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import psycopg
+
+ROOT = Path(__file__).resolve().parents[1]
+PG_ADMIN = os.environ.get("BENCH_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
+KEYS = {"default": "bench-key-default-0123456789", "desk-b": "bench-key-desk-b-0123456789"}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def fresh_database(name: str) -> str:
+    """(Re)create the PostgreSQL database ``name``, empty; its URL."""
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
+
+
+def drop_databases(*names: str) -> None:
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        for name in names:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def serve(
+    workdir: Path, port: int, *, name: str = "service", **env: str
+) -> subprocess.Popen[bytes]:
+    """``ticker-service serve`` on ``port`` with both bench keys, limits out of the way and
+    ``env`` on top (``DATABASE_URL`` at least); its log is ``workdir/{name}.log``."""
+    tokens = workdir / "tokens"
+    tokens.mkdir(parents=True, exist_ok=True)
+    (tokens / "desk-b.json").write_text(
+        json.dumps({"account": "desk-b", "scopes": ["read", "trade"], "key": KEYS["desk-b"]})
+    )
+    full = {
+        **{k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG")},
+        "PYTHONPATH": str(ROOT),
+        "REDIS_URL": REDIS_URL,
+        "REDIS_PREFIX": f"bench:{port}:",
+        "API_KEY": KEYS["default"],
+        "TOKENS_DIR": str(tokens),
+        "DATA_DIR": str(workdir / "data"),
+        "LOG_LEVEL": "WARNING",
+        "ACCESS_LOG": "false",
+        "RATE_LIMIT_PER_SECOND": "1000000000",
+        "CIRCUIT_BREAKER_PERCENT": "0",
+        "RISK_MAX_OPEN_ORDERS": "1000000000",
+        **env,
+    }
+    log = (workdir / f"{name}.log").open("wb")
+    return subprocess.Popen(
+        [sys.executable, "-m", "app.cli", "serve", "--port", str(port)],
+        env=full,
+        cwd=workdir,
+        stdout=log,
+        stderr=log,
+    )
+
+
+def wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError("server exited during start-up")
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise TimeoutError(url)
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
