@@ -30,7 +30,7 @@ def _settings_or_exit(*, production_checks: bool = True) -> Settings:
 
 #: uvicorn's sans-I/O implementation of the WebSocket protocol (the ``websockets`` library's
 #: protocol without its legacy asyncio layers): one coroutine per message sent instead of
-#: about ten, measured +15-20% ticks delivered at 1,000 clients (BENCHMARKS.md, Ticker).
+#: about ten; measured 5-20% more ticks delivered at 1,000 clients (BENCHMARKS.md, Ticker).
 WS_IMPLEMENTATION = "websockets-sansio"
 
 

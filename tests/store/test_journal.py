@@ -61,13 +61,14 @@ class TestWriteRows:
                 "taker_side": "sell",
             }
             async with database.engine.begin() as conn:
-                await write_rows(
+                await write_rows(  # new orders: COPY on PostgreSQL
                     conn,
                     order_rows=[order_row(1, account, None), order_row(2, account, "c-1")],
                     trade_rows=[trade],
+                    new_order_ids={1, 2},
                 )
             updated = order_row(1, account, None) | {"status": "filled", "remaining": 0}
-            async with database.engine.begin() as conn:
+            async with database.engine.begin() as conn:  # a changed order: the upsert
                 await write_rows(conn, order_rows=[updated], trade_rows=[])
             async with database.engine.connect() as conn:
                 rows = (await conn.execute(select(orders).order_by(orders.c.order_id))).all()

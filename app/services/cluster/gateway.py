@@ -54,7 +54,6 @@ class StreamRouter:
         timeout: float,
         max_batch_orders: int,
     ) -> None:
-        self._redis = redis
         self._database = database
         self._registry = registry
         self._hop = StreamHop(redis=redis, replies=replies, timeout=timeout)
