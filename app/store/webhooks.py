@@ -102,14 +102,13 @@ webhook_attempts = Table(
 )
 
 # What the hook writes in the order path's commit: ONE row per commit. ``events`` is a JSON
-# document, either a list of messages ``[endpoint_id, event_type, order_id, payload]`` (the
-# first format; tests and explicit messages) or, from the order path, the commit's order
-# changes ``{"v": 2, "r": routes, "u": units}`` (see app.services.webhooks.events) which the
-# dispatcher expands into messages in its own transaction (``expand_batches``): on PostgreSQL
-# in SQL, on SQLite with the services' ``derive``. ``event_count``: the messages, or the
-# order changes of a v2 document (each yields one message per subscribed event and endpoint).
-# Both keep work out of the journal's serial commit. On PostgreSQL the column is compressed
-# with lz4 (migration 0007) where the server has it: pglz took ~10 ms per 600 kB batch.
+# document, the commit's order changes ``{"v": 2, "r": routes, "u": units}`` (see
+# app.services.webhooks.events), which the dispatcher expands into messages in its own
+# transaction (``expand_batches``): on PostgreSQL in SQL, on SQLite with the services'
+# ``derive``. ``event_count``: the order changes (each yields one message per subscribed
+# event and endpoint). Both keep work out of the journal's serial commit. On PostgreSQL the
+# column is compressed with lz4 (migration 0007) where the server has it: pglz took ~10 ms
+# per 600 kB batch.
 webhook_batches = Table(
     "webhook_batches",
     metadata,
@@ -122,7 +121,7 @@ webhook_batches = Table(
 )
 
 # A message's stored snapshot: ``[1, [SNAPSHOT_FIELDS...], [[seq, ts, price, qty, liquidity]]]``
-# (version 1). A v2 batch's order change: ``[account, *SNAPSHOT_FIELDS]``.
+# (payload version 1). A batch's order change: ``[account, *SNAPSHOT_FIELDS]``.
 SNAPSHOT_FIELDS = (
     "order_id",
     "client_order_id",
@@ -146,10 +145,10 @@ CHANGE_FIELDS = ("account", *SNAPSHOT_FIELDS)
 CHANGE_STATUS = CHANGE_FIELDS.index("status")
 assert CHANGE_FIELDS[:2] == ("account", "order_id")  # the SQL below relies on it
 
-# One message as the hook hands it over: (endpoint_id, event_type, order_id, payload), the
-# payload any JSON-able value (stored as its JSON text).
+# One message: (endpoint_id, event_type, order_id, payload), the payload any JSON-able value
+# (stored as its JSON text).
 OutboxRow = tuple[str, str, int | None, Any]
-# Derives the messages of a v2 batch document (SQLite's expansion).
+# Derives the messages of a batch document (SQLite's expansion).
 Derive = Callable[[dict[str, Any]], Iterable[OutboxRow]]
 
 _INSERT_BATCH = (
@@ -159,8 +158,8 @@ _INSERT_BATCH = (
 _COLUMNS = "endpoint_id, event_type, order_id, payload, created_ns, next_attempt_ns, deadline_ns"
 
 # PostgreSQL's expansion, the rules of ``events.expand_changes`` in SQL. Message ids follow
-# the batches' order and, inside one, (unit, order row, event, endpoint) for a v2 document or
-# the list's order for v1: what keeps an order's events in sequence.
+# the batches' order and, inside one, (unit, order row, event, endpoint): what keeps an
+# order's events in sequence.
 _STATUS = "c.change->>" + str(CHANGE_STATUS)
 _PG_EXPAND = f"""
 WITH taken AS (
@@ -169,9 +168,7 @@ WITH taken AS (
     RETURNING id, events::jsonb AS doc, created_ns, deadline_ns
 ), units AS (
     SELECT taken.id AS b, u.n AS un, u.unit, taken.doc->'r' AS routes
-    FROM taken, jsonb_array_elements(
-        CASE WHEN jsonb_typeof(taken.doc) = 'object' THEN taken.doc->'u' ELSE '[]' END
-    ) WITH ORDINALITY AS u(unit, n)
+    FROM taken, jsonb_array_elements(taken.doc->'u') WITH ORDINALITY AS u(unit, n)
 ), fills AS (
     SELECT units.b, units.un, p.order_id, jsonb_agg(
         jsonb_build_array(t.trade->0, t.trade->1, t.trade->2, t.trade->3, p.liquidity)
@@ -202,11 +199,6 @@ WITH taken AS (
         jsonb_array_elements_text(c.routes->(c.change->>0)->e.event_type) WITH ORDINALITY
             AS ep(endpoint_id, n)
     WHERE e.event_type IS NOT NULL
-    UNION ALL
-    SELECT taken.id, m.n, 0, 0, 0, m.e->>0, m.e->>1, (m.e->>2)::bigint, (m.e->3)::text
-    FROM taken, jsonb_array_elements(
-        CASE WHEN jsonb_typeof(taken.doc) = 'array' THEN taken.doc ELSE '[]' END
-    ) WITH ORDINALITY AS m(e, n)
 ), added AS (
     INSERT INTO webhook_outbox ({_COLUMNS})
     SELECT m.endpoint_id, m.event_type, m.order_id, m.payload, taken.created_ns,
@@ -226,28 +218,15 @@ _SQLITE_INSERT = f"INSERT INTO webhook_outbox ({_COLUMNS}) VALUES (?, ?, ?, ?, ?
 _EXPAND_LOCK = 7_727_274_005
 
 
-async def _insert_batch(
-    conn: AsyncConnection, events: str, count: int, created_ns: int, deadline_ns: int
+async def insert_changes(
+    conn: AsyncConnection, doc: dict[str, Any], changes: int, *, created_ns: int, deadline_ns: int
 ) -> None:
-    params = (events, count, created_ns, deadline_ns)
+    """Queue a commit's order changes (a batch document) in the caller's transaction."""
+    params = (orjson.dumps(doc).decode(), changes, created_ns, deadline_ns)
     if conn.dialect.name == "postgresql":
         await conn.exec_driver_sql(_INSERT_BATCH, params)
     else:
         await conn.exec_driver_sql(_INSERT_BATCH.replace("%s", "?"), params)
-
-
-async def insert_changes(
-    conn: AsyncConnection, doc: dict[str, Any], changes: int, *, created_ns: int, deadline_ns: int
-) -> None:
-    """Queue a commit's order changes (a v2 document) in the caller's transaction."""
-    await _insert_batch(conn, orjson.dumps(doc).decode(), changes, created_ns, deadline_ns)
-
-
-async def insert_outbox(
-    conn: AsyncConnection, rows: list[OutboxRow], *, created_ns: int, deadline_ns: int
-) -> None:
-    """Queue explicit messages, in order, in the caller's transaction (one row)."""
-    await _insert_batch(conn, orjson.dumps(rows).decode(), len(rows), created_ns, deadline_ns)
 
 
 async def expand_batches(
@@ -270,10 +249,7 @@ async def expand_batches(
     values: list[tuple[Any, ...]] = []
     for batch in batches:
         created_ns, deadline_ns = batch.created_ns, batch.deadline_ns
-        doc = orjson.loads(batch.events)
-        for endpoint_id, event_type, order_id, payload in (
-            doc if isinstance(doc, list) else derive(doc)
-        ):
+        for endpoint_id, event_type, order_id, payload in derive(orjson.loads(batch.events)):
             body = orjson.dumps(payload).decode()
             values.append(
                 (endpoint_id, event_type, order_id, body, created_ns, created_ns, deadline_ns)

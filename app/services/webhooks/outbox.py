@@ -32,12 +32,11 @@ from app.services.webhooks.events import (
     CHANGES_VERSION,
     ORDER_EVENTS,
     change_fields,
-    expand_changes,
     render_body,
     trade_fields,
 )
 from app.store.database import Database
-from app.store.webhooks import OutboxRow, insert_changes, webhook_endpoints
+from app.store.webhooks import insert_changes, webhook_endpoints
 
 
 class Registry(Protocol):
@@ -167,11 +166,6 @@ class OutboxWriter:
             accounts = {change[0] for changes, _created, _trades in found for change in changes}
             routes = {account: targets[account] for account in accounts}
         return {"v": CHANGES_VERSION, "r": routes, "u": found}, count
-
-    def rows_for(self, units: list[JournalUnit]) -> list[OutboxRow]:
-        """The messages the units yield, in order (what their batch expands into)."""
-        found = self.changes_for(units)
-        return list(expand_changes(orjson.loads(orjson.dumps(found[0])))) if found else []
 
     def render(self, event_type: str, created_ns: int, payload: str) -> bytes:
         """The body of a stored message (raises if its instrument is unknown)."""

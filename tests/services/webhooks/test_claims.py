@@ -8,18 +8,24 @@ from typing import Any
 
 import orjson
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 from tenacity import wait_random_exponential
 
 from app.metrics import Metrics
 from app.services.instrument_snapshot import RegistrySnapshot
 from app.services.webhooks import claims, repository
 from app.services.webhooks.dispatcher import DispatchConfig, Dispatcher, backoff_seconds
+from app.services.webhooks.events import CHANGES_VERSION
 from app.services.webhooks.outbox import OutboxWriter
 from app.services.webhooks.signing import new_secret
 from app.services.webhooks.ssrf import TargetPolicy
 from app.store.database import Database
-from app.store.webhooks import insert_outbox, webhook_attempts, webhook_outbox
+from app.store.webhooks import (
+    SNAPSHOT_FIELDS,
+    insert_changes,
+    webhook_attempts,
+    webhook_outbox,
+)
 from tests.services.webhooks.receiver import Receiver, eventually
 from tests.services.webhooks.test_outbox import Registry
 from tests.support.instruments import database, database_url  # noqa: F401
@@ -45,13 +51,39 @@ async def add_endpoint(db: Database, endpoint_id: str, url: str, secret: str) ->
 
 
 async def add_rows(db: Database, rows: list[tuple[str, int | None]], *, at: int = NOW) -> None:
+    """Messages straight into the outbox, in order (as an expanded batch leaves them)."""
     values = [
-        (endpoint_id, "webhook.test", order_id, {"n": n})
+        {
+            "endpoint_id": endpoint_id,
+            "event_type": "webhook.test",
+            "order_id": order_id,
+            "payload": orjson.dumps({"n": n}).decode(),
+            "created_ns": at,
+            "next_attempt_ns": at,
+            "deadline_ns": at + 10**12,
+        }
         for n, (endpoint_id, order_id) in enumerate(rows)
     ]
     async with db.engine.begin() as conn:
-        await insert_outbox(conn, values, created_ns=at, deadline_ns=at + 10**12)
-    assert await claims.expand(db) == (len(values), False)
+        await conn.execute(insert(webhook_outbox), values)
+
+
+def placed(account: str, order_ids: list[int], batch_id: str) -> dict[str, Any]:
+    """A batch document: ``account`` placed these orders, which rest (``order.accepted``,
+    routed to ``we_1``)."""
+    changes = []
+    for order_id in order_ids:
+        snapshot = dict.fromkeys(SNAPSHOT_FIELDS) | {
+            "order_id": order_id,
+            "batch_id": batch_id,
+            "status": "open",
+        }
+        changes.append([account, *(snapshot[name] for name in SNAPSHOT_FIELDS)])
+    return {
+        "v": CHANGES_VERSION,
+        "r": {account: {"order.accepted": ["we_1"]}},
+        "u": [[changes, order_ids, []]],
+    }
 
 
 def take_all(_endpoint_id: str) -> bool:
@@ -236,8 +268,8 @@ class TestExpand:
         await add_endpoint(database, "we_1", "http://127.0.0.1:9/", new_secret())
         for first in (10, 20, 30):
             async with database.engine.begin() as conn:
-                rows = [("we_1", "order.accepted", first + n, {"n": n}) for n in range(3)]
-                await insert_outbox(conn, rows, created_ns=NOW + first, deadline_ns=NOW + 10**12)
+                doc = placed("a", [first + n for n in range(3)], f"batch-{first}")
+                await insert_changes(conn, doc, 3, created_ns=NOW + first, deadline_ns=NOW + 10**12)
         assert await claims.backlog(database) == (9, NOW + 10)  # counted before expansion
         assert await claims.expand(database, rounds=1) == (9, True)  # maybe more: look again
         assert await claims.expand(database) == (0, False)
@@ -250,7 +282,8 @@ class TestExpand:
                 )
             ).all()
         assert [order_id for order_id, _ in found] == [10, 11, 12, 20, 21, 22, 30, 31, 32]
-        assert orjson.loads(found[4][1]) == {"n": 1}
+        snapshot = dict(zip(SNAPSHOT_FIELDS, orjson.loads(found[4][1])[1], strict=True))
+        assert (snapshot["order_id"], snapshot["batch_id"]) == (21, "batch-20")
         assert await claims.backlog(database) == (9, NOW + 10)
 
     @pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
@@ -261,14 +294,15 @@ class TestExpand:
         await add_endpoint(database, "we_1", "http://127.0.0.1:9/", new_secret())
         for batch in range(60):
             async with database.engine.begin() as conn:
-                rows = [("we_1", "order.accepted", n, {"batch": batch}) for n in range(5)]
-                await insert_outbox(conn, rows, created_ns=NOW, deadline_ns=NOW + 10**12)
+                doc = placed("a", list(range(5)), f"{batch:03d}")
+                await insert_changes(conn, doc, 5, created_ns=NOW, deadline_ns=NOW + 10**12)
         added = await asyncio.gather(*(claims.expand(database) for _ in range(6)))
         assert sum(n for n, _more in added) + (await claims.expand(database))[0] == 300
         async with database.engine.connect() as conn:
             payloads = (
                 await conn.execute(select(webhook_outbox.c.payload).order_by(webhook_outbox.c.id))
             ).scalars()
-            batches = [orjson.loads(p)["batch"] for p in payloads]
+            batch_id = SNAPSHOT_FIELDS.index("batch_id")
+            batches = [orjson.loads(p)[1][batch_id] for p in payloads]
         assert batches == sorted(batches)
         assert len(batches) == 300
