@@ -29,11 +29,10 @@ def _settings_or_exit(*, production_checks: bool = True) -> Settings:
 
 
 #: uvicorn's sans-I/O implementation of the WebSocket protocol (the ``websockets`` library's
-#: protocol without its legacy asyncio layers, which uvicorn 0.50 deprecated): one coroutine
-#: per message sent instead of about ten; measured 5-20% more ticks delivered at 1,000
-#: clients (BENCHMARKS.md, Ticker). Named, not "auto", so that the service, the tests' live
-#: server and the ticker bench all run the same one.
-WS_IMPLEMENTATION = "websockets-sansio"
+#: protocol without its legacy asyncio layers, which uvicorn 0.50 deprecated), extended with a
+#: direct frame writer for tick fan-out (``app.wsprotocol``; BENCHMARKS.md, Ticker). Named, so
+#: that the service, the tests' live server and the ticker bench all run the same one.
+WS_IMPLEMENTATION = "app.wsprotocol:WebSocketProtocol"
 
 
 def _serve(args: argparse.Namespace) -> int:

@@ -8,6 +8,7 @@ from fastapi import APIRouter, WebSocket
 
 from app.deps import TickerDep
 from app.services.ticker import ORDERS, TICKER
+from app.wsprotocol import FRAME_WRITER, FrameWriter, text_frame
 
 router = APIRouter(tags=["websockets"])
 
@@ -15,13 +16,17 @@ router = APIRouter(tags=["websockets"])
 class StarletteSocket:
     """Starlette's WebSocket as the ``Socket`` a ticker session talks to."""
 
-    __slots__ = ("_ws",)
-    # ASGI text frames are ``str``. A flush sends one frame object to many sockets in a row:
-    # decode it once, not once per socket (the last frame and its text, shared by all).
+    __slots__ = ("_write", "_ws")
+    # A flush sends one frame object to many sockets in a row: encode it once, not once per
+    # socket (the last message and its encoding, shared by all): as a WebSocket frame for
+    # the server's direct writer (``app.wsprotocol``), as text for ASGI.
     _last: tuple[bytes, str] = (b"", "")
+    _last_frame: tuple[bytes, bytes] = (b"", b"")
 
     def __init__(self, websocket: WebSocket) -> None:
         self._ws = websocket
+        writer = websocket.scope.get("extensions", {}).get(FRAME_WRITER)
+        self._write: FrameWriter | None = writer["write"] if writer else None
 
     @property
     def api_key(self) -> str | None:
@@ -40,6 +45,16 @@ class StarletteSocket:
             return None
         text = message.get("text")
         return text if text is not None else message.get("bytes") or b""
+
+    def write_now(self, data: bytes) -> bool:
+        write = self._write
+        if write is None:
+            return False
+        last, frame = StarletteSocket._last_frame
+        if data is not last:
+            frame = text_frame(data)
+            StarletteSocket._last_frame = (data, frame)
+        return write(frame)
 
     async def send(self, data: bytes) -> None:
         last, text = StarletteSocket._last

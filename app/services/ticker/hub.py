@@ -58,11 +58,21 @@ class Connection:
         "modes",
         "pending",
         "send",
+        "write_now",
     )
 
-    def __init__(self, *, account: str, key_id: str, kind: str, send: sender.Send) -> None:
+    def __init__(
+        self,
+        *,
+        account: str,
+        key_id: str,
+        kind: str,
+        send: sender.Send,
+        write_now: Callable[[bytes], bool] = lambda _data: False,
+    ) -> None:
         self.id = next(_ids)
         self.send = send
+        self.write_now = write_now  # sends at once when the socket can take it (else False)
         self.account = account
         self.key_id = key_id
         self.kind = kind
@@ -255,13 +265,24 @@ class Hub:
             group = ready.popleft()
             pending, group.pending = group.pending, {}
             frame, ticks = _frame(pending)
+            written = 0
             for conn in tuple(group.members):
                 if conn.inflight is None and not conn.pending and not conn.control:
-                    if not conn.finished.is_set():
-                        self._send(conn, frame, ticks)
+                    if conn.finished.is_set():
+                        continue
+                    try:
+                        if conn.write_now(frame):  # the common case, inlined from ``_send``
+                            written += 1
+                            continue
+                    except Exception:  # the socket is gone; the session's reader sees it too
+                        conn.finish()
+                        continue
+                    self._send(conn, frame, ticks)
                 else:
                     conn.pending.update(pending)
                     self.pump(conn)
+            self.frames_sent += written
+            self.ticks_sent += written * ticks
 
     def queue_ticks(self, conn: Connection, ticks: dict[int, bytes]) -> None:
         conn.pending.update(ticks)
@@ -304,8 +325,14 @@ class Hub:
 
     def _send(self, conn: Connection, frame: bytes, ticks: int) -> bool:
         """Send one frame in place; False if it must wait (it then completes in a task, which
-        pumps the rest) or the socket is gone."""
+        pumps the rest) or the socket is gone. The socket's ``write_now`` goes first: it
+        writes without a coroutine when the socket can take the frame at once (the common
+        case); when it cannot, ``send`` decides (and waits, or raises)."""
         try:
+            if conn.write_now(frame):
+                self.frames_sent += 1
+                self.ticks_sent += ticks
+                return True
             suspended = sender.start(conn.send, frame)
         except Exception:  # the socket is gone; the session's reader sees it too
             conn.finish()

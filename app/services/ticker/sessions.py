@@ -44,6 +44,11 @@ class Socket(Protocol):
     def address(self) -> str | None: ...
     async def accept(self) -> None: ...
     async def receive(self) -> str | bytes | None: ...  # None: the client has gone
+    def write_now(self, data: bytes) -> bool:
+        """Send ``data`` (one text message) at once if the socket can take it without waiting;
+        False if it cannot (nothing was sent: use ``send``)."""
+        ...
+
     async def send(self, data: bytes) -> None: ...
     async def close(self, code: int, reason: str) -> None: ...
 
@@ -132,7 +137,13 @@ class Sessions:
             )
             await self._close(socket, POLICY, "too many connections", message)
             return None
-        conn = Connection(account=key.account, key_id=key.key_sha256, kind=kind, send=socket.send)
+        conn = Connection(
+            account=key.account,
+            key_id=key.key_sha256,
+            kind=kind,
+            send=socket.send,
+            write_now=socket.write_now,
+        )
         conn.cancel_on_disconnect = cancel
         conn.can_trade = Scope.TRADE in key.scopes
         self._hub.add(conn)

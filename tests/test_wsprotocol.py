@@ -1,0 +1,107 @@
+"""``app.wsprotocol``: the frame encoding, and the direct writer under a real uvicorn server
+with a real ``websockets`` client (permessage-deflate negotiated, as browsers do)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import pytest
+import uvicorn
+import websockets
+from websockets.frames import Frame, Opcode
+
+from app.cli import WS_IMPLEMENTATION
+from app.wsprotocol import FRAME_WRITER, WebSocketProtocol, text_frame
+from tests.support.servers import free_port
+
+Scope = dict[str, Any]
+
+
+@pytest.mark.parametrize("size", [0, 1, 125, 126, 127, 65_535, 65_536, 70_000])
+def test_text_frame_is_what_websockets_serialises(size: int) -> None:
+    payload = b"a" * size
+    expected = Frame(Opcode.TEXT, payload).serialize(mask=False, extensions=[])
+    assert text_frame(payload) == expected
+
+
+def test_the_service_runs_this_protocol() -> None:
+    module, name = WS_IMPLEMENTATION.split(":")
+    assert (module, name) == (WebSocketProtocol.__module__, WebSocketProtocol.__name__)
+
+
+@asynccontextmanager
+async def serve(app: Any) -> AsyncIterator[str]:
+    port = free_port()
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, log_config=None, ws=WS_IMPLEMENTATION, lifespan="off"
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        assert not task.done(), "uvicorn exited before starting"
+        await asyncio.sleep(0.02)
+    try:
+        yield f"ws://127.0.0.1:{port}/"
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, 10)
+
+
+async def test_direct_frames_interleave_with_asgi_messages_in_order() -> None:
+    results: dict[str, Any] = {}
+
+    async def app(scope: Scope, receive: Any, send: Any) -> None:
+        write = scope["extensions"][FRAME_WRITER]["write"]
+        assert (await receive())["type"] == "websocket.connect"
+        results["before_accept"] = write(text_frame(b"too early"))
+        await send({"type": "websocket.accept"})
+        await send({"type": "websocket.send", "text": "one"})
+        results["two"] = write(text_frame('{"two": "é"}'.encode()))
+        await send({"type": "websocket.send", "text": "three"})
+        assert (await receive())["text"] == "bye"
+        await send({"type": "websocket.close", "code": 4000})
+        results["after_close"] = write(text_frame(b"too late"))
+
+    async with serve(app) as url, websockets.connect(url) as ws:
+        assert ws.response is not None
+        assert "permessage-deflate" in ws.response.headers.get("Sec-WebSocket-Extensions", "")
+        received = [await ws.recv() for _ in range(3)]
+        await ws.send("bye")
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            await ws.recv()
+    assert received == ["one", '{"two": "é"}', "three"]
+    assert closed.value.rcvd is not None
+    assert closed.value.rcvd.code == 4000
+    assert results == {"before_accept": False, "two": True, "after_close": False}
+
+
+async def test_a_client_that_does_not_read_makes_the_writer_refuse() -> None:
+    """Past the transport's high-water mark the writer says no (the caller then takes the
+    ASGI path, which waits), and once the client reads again it writes again."""
+    refused = asyncio.Event()
+    resumed: list[bool] = []
+    frame = text_frame(b"x" * 262_144)
+
+    async def app(scope: Scope, receive: Any, send: Any) -> None:
+        write = scope["extensions"][FRAME_WRITER]["write"]
+        await receive()
+        await send({"type": "websocket.accept"})
+        sent = 0
+        while write(frame):
+            sent += 1
+            assert sent < 2_000, "the writer never pushed back"
+        refused.set()
+        # ASGI's send waits until the client has drained enough; then the writer works again.
+        await send({"type": "websocket.send", "text": "drained"})
+        resumed.append(write(text_frame(b"after")))
+        await receive()
+
+    async with serve(app) as url, websockets.connect(url, max_size=None) as ws:
+        await asyncio.wait_for(refused.wait(), 10)
+        while (message := await asyncio.wait_for(ws.recv(), 10)) != "drained":
+            assert len(message) == 262_144
+        assert await asyncio.wait_for(ws.recv(), 10) == "after"
+    assert resumed == [True]
