@@ -274,6 +274,10 @@ class Generator:
                 if stamp is not None and result["accepted"]:
                     self.acks[stamp] = acked
                 self.batches += 1
+                # A client's next request reaches the server through the loop's I/O, after
+                # what the commit woke (the flush of its ticks among them), not inside the
+                # acknowledged request's own callback: go to the back of the loop's queue.
+                await asyncio.sleep(0)
             self.trades += len(self.instruments)
 
     async def run(self) -> None:
@@ -504,7 +508,7 @@ def main() -> None:
     )
     parser.add_argument(
         "--ws",
-        choices=["websockets", "websockets-sansio", "wsproto"],
+        choices=[WS_IMPLEMENTATION, "websockets-sansio", "websockets", "wsproto"],
         default=WS_IMPLEMENTATION,
         help=f"uvicorn's WebSocket implementation (the service runs {WS_IMPLEMENTATION})",
     )

@@ -207,12 +207,19 @@ class TickerService:
                 self.fanout.offer_orders(elsewhere)
 
     async def _run_flusher(self) -> None:
+        """Flush when something changed, at most once per interval: a change waits only for
+        what is left of the interval since the last flush began (none, when flushes take
+        longer than the interval), and changes arriving meanwhile join that flush."""
         interval = self._limits.flush_interval_seconds
+        clock = time.monotonic
+        last = clock() - interval
         while True:
             await self._flush_wake.wait()
-            if interval:
-                await asyncio.sleep(interval)  # changes arriving meanwhile join this flush
+            wait = last + interval - clock()
+            if wait > 0:
+                await asyncio.sleep(wait)
             self._flush_wake.clear()
+            last = clock()
             self.flush()
 
     def flush(self) -> None:

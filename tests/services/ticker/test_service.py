@@ -1,8 +1,9 @@
 """The ticker service across a restart (the day's statistics and the depth come back from
-the journal), and the TimescaleDB form of the candle query."""
+the journal), the flush cadence, and the TimescaleDB form of the candle query."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from pathlib import Path
 
@@ -49,6 +50,34 @@ class TestRestart:
             after = await ws.tick(volume="5")
             assert after["seq"] == 1
             assert after["ask"] == "1876"
+
+
+class TestFlushCadence:
+    async def test_a_change_after_a_quiet_spell_goes_out_at_once_and_the_next_waits(
+        self, make_settings: Callable[..., Settings], tokens_dir: Path
+    ) -> None:
+        """``TICKER_FLUSH_INTERVAL_MS`` spaces flushes: the first change after a quiet spell
+        does not wait for it, a change right after a flush waits for what is left of it."""
+        add_accounts(tokens_dir)
+        settings = make_settings(ticker={"flush_interval_ms": 1000})
+        async with (
+            live_app(settings) as live,
+            ws_client(live.ws_url + "/ws/ticker", key=READER_KEY) as ws,
+        ):
+            await ws.send({"action": "subscribe", "symbols": ["NSE:INFY"], "mode": "quote"})
+            await ws.expect("subscribed")
+            await ws.tick()  # the snapshot
+            await asyncio.sleep(1.1)  # a quiet spell longer than the interval
+            loop = asyncio.get_running_loop()
+            placed = loop.time()
+            await place(live.http, ADMIN, order("sell", "5", "1875.4"))
+            first = await ws.tick(ask="1875.4")
+            first_at = loop.time()
+            assert first_at - placed < 0.7, "the first change waited for the interval"
+            await place(live.http, DESK_B, order("buy", "1", "1875.4"))
+            second = await ws.tick(volume="1")
+            assert loop.time() - first_at > 0.8, "two flushes within one interval"
+            assert second["seq"] == first["seq"] + 1
 
 
 class TestCandleQuery:
