@@ -265,24 +265,13 @@ class Hub:
             group = ready.popleft()
             pending, group.pending = group.pending, {}
             frame, ticks = _frame(pending)
-            written = 0
             for conn in tuple(group.members):
                 if conn.inflight is None and not conn.pending and not conn.control:
-                    if conn.finished.is_set():
-                        continue
-                    try:
-                        if conn.write_now(frame):  # the common case, inlined from ``_send``
-                            written += 1
-                            continue
-                    except Exception:  # the socket is gone; the session's reader sees it too
-                        conn.finish()
-                        continue
-                    self._send(conn, frame, ticks)
+                    if not conn.finished.is_set():
+                        self._send(conn, frame, ticks)
                 else:
                     conn.pending.update(pending)
                     self.pump(conn)
-            self.frames_sent += written
-            self.ticks_sent += written * ticks
 
     def queue_ticks(self, conn: Connection, ticks: dict[int, bytes]) -> None:
         conn.pending.update(ticks)
