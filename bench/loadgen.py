@@ -1,8 +1,10 @@
 """A small HTTP/1.1 keep-alive load generator (run in its own process by the benchmarks).
 
 It sends pre-serialised POST requests over N persistent connections for a fixed time and
-prints one JSON line: requests, errors, latency percentiles. Raw asyncio streams keep the
-client's own CPU cost low, which matters on a 2-core machine shared with the server.
+prints one JSON line: requests, errors, latency percentiles. With ``--rate`` it runs open loop
+instead: requests fall due at a fixed offered rate, whatever the server's pace. Raw asyncio
+streams keep the client's own CPU cost low, which matters on a 2-core machine shared with the
+server.
 """
 
 from __future__ import annotations
@@ -59,7 +61,7 @@ async def worker(
             finished = time.perf_counter()
             if finished < warmup_until:
                 continue
-            if status == 200:
+            if 200 <= status < 300:
                 counts["ok"] += 1
                 latencies.append(finished - started)
             else:
@@ -96,7 +98,82 @@ async def run(
         "requests_per_s": counts["ok"] / seconds,
         "p50_ms": pct(0.50),
         "p99_ms": pct(0.99),
+        "p999_ms": pct(0.999),
         "mean_ms": statistics.fmean(latencies) * 1000 if latencies else 0.0,
+    }
+
+
+async def run_open(
+    port: int, requests: list[bytes], rate: float, seconds: float, warmup: float, pool_max: int
+) -> dict:
+    """Open loop: request i is due at ``start + i / rate`` whatever happened before it, on an
+    idle connection (a new one while fewer than ``pool_max`` are open). Latency runs from the
+    due time, not the send time, so a stalled server is charged for the requests that queued
+    behind it (no coordinated omission)."""
+    latencies: list[float] = []
+    counts = {"ok": 0, "errors": 0, "late": 0}
+    idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+    opened = 0
+    start = time.perf_counter()
+    warmup_until = start + warmup
+    deadline = warmup_until + seconds
+    in_flight: set[asyncio.Task[None]] = set()
+
+    async def one(request: bytes, due: float) -> None:
+        nonlocal opened
+        if idle:
+            conn = idle.pop()
+        else:
+            opened += 1
+            conn = await asyncio.open_connection("127.0.0.1", port)
+        conn[1].write(request)
+        status = await read_response(conn[0])
+        finished = time.perf_counter()
+        idle.append(conn)
+        if due < warmup_until:
+            return
+        if 200 <= status < 300:
+            counts["ok"] += 1
+            latencies.append(finished - due)
+        else:
+            counts["errors"] += 1
+
+    i = 0
+    while True:
+        now = time.perf_counter()
+        if now >= deadline:
+            break
+        while start + i / rate <= now:
+            if len(in_flight) >= pool_max:
+                counts["late"] += 1  # the pool is exhausted: the server fell behind the rate
+                break
+            task = asyncio.create_task(one(requests[i % len(requests)], start + i / rate))
+            in_flight.add(task)
+            task.add_done_callback(in_flight.discard)
+            i += 1
+        await asyncio.sleep(0.0002)
+    if in_flight:
+        await asyncio.wait(in_flight, timeout=10)
+    for _, writer in idle:
+        writer.close()
+    latencies.sort()
+
+    def pct(p: float) -> float:
+        return (
+            latencies[min(len(latencies) - 1, int(p * len(latencies)))] * 1000 if latencies else 0.0
+        )
+
+    return {
+        "offered_per_s": rate,
+        "requests": counts["ok"],
+        "errors": counts["errors"],
+        "pool_exhausted": counts["late"],
+        "connections": opened,
+        "seconds": seconds,
+        "requests_per_s": counts["ok"] / seconds,
+        "p50_ms": pct(0.50),
+        "p99_ms": pct(0.99),
+        "p999_ms": pct(0.999),
     }
 
 
@@ -107,6 +184,7 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--warmup", type=float, default=2.0)
+    parser.add_argument("--rate", type=float, help="open loop at this many requests/s")
     args = parser.parse_args()
     with open(args.requests_file) as fh:
         spec = json.load(fh)
@@ -117,7 +195,12 @@ def main() -> None:
         uvloop.install()
     except ImportError:  # pragma: no cover
         pass
-    result = asyncio.run(run(args.port, requests, args.connections, args.seconds, args.warmup))
+    if args.rate:
+        result = asyncio.run(
+            run_open(args.port, requests, args.rate, args.seconds, args.warmup, args.connections)
+        )
+    else:
+        result = asyncio.run(run(args.port, requests, args.connections, args.seconds, args.warmup))
     sys.stdout.write(json.dumps(result) + "\n")
 
 

@@ -1,0 +1,213 @@
+"""Single orders (one per request), ours beside the closest Python peer, in one sitting.
+
+The peer is PyPI's ``matching-engine`` 0.1.1 gateway (FastAPI, one book, a WAL fsynced before
+the reply). It needs Python >= 3.12, so it runs from its own venv (``--peer-venv``, made on
+first use with ``PEER_PYTHON``, default pyenv's 3.12.1); without that Python the peer is
+skipped with one line. Both serve under uvicorn with one worker, httptools and uvloop; both
+get the same order stream (limit orders around one mid price, both sides, 1-50 units) from
+bench/loadgen.py, closed loop at each ``--connections`` count, then open loop at each
+``--rates`` offered rate (orders/s) for p50/p99/p99.9 at a planned load.
+
+    .venv/bin/python bench/single.py [--seconds 10] [--connections 1,16] [--rates 1000,2000,5000]
+
+Last line of output: one JSON object with both sides and the ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.support import (
+    KEYS,
+    ROOT,
+    drop_databases,
+    free_port,
+    fresh_database,
+    serve,
+    stop,
+    wait_ready,
+)
+
+PEER_SPEC = "matching-engine[gateway]==0.1.1"
+PEER_PYTHON = os.environ.get("PEER_PYTHON", "/root/.pyenv/versions/3.12.1/bin/python3.12")
+MID_TICKS = 37508  # NSE:INFY's sample mid, tick 0.05; the peer's BTC-USDT has tick 0.01
+
+
+def price_stream(count: int, seed: int = 7) -> list[tuple[str, int, int]]:
+    rng = random.Random(seed)
+    return [
+        (rng.choice(("buy", "sell")), MID_TICKS + rng.randint(-20, 20), rng.randint(1, 50))
+        for _ in range(count)
+    ]
+
+
+def ours_spec(stream: list[tuple[str, int, int]]) -> dict:
+    bodies = [
+        json.dumps(
+            {
+                "symbol": "NSE:INFY",
+                "side": side,
+                "type": "limit",
+                "quantity": str(qty),
+                "price": f"{ticks * 5 // 100}.{ticks * 5 % 100:02d}",
+                "time_in_force": "GTC",
+            }
+        )
+        for side, ticks, qty in stream
+    ]
+    # Two accounts alternate so that crossing orders trade instead of meeting STP.
+    headers = [{"X-API-Key": KEYS["default"]}, {"X-API-Key": KEYS["desk-b"]}]
+    return {"path": "/orders", "bodies": bodies, "headers": headers}
+
+
+def peer_spec(stream: list[tuple[str, int, int]]) -> dict:
+    bodies = [
+        json.dumps(
+            {
+                "account": 1 + n % 2,
+                "side": side,
+                "type": "limit",
+                "quantity": str(qty),
+                "price": f"{ticks * 5 // 100}.{ticks * 5 % 100:02d}",
+                "time_in_force": "gtc",
+            }
+        )
+        for n, (side, ticks, qty) in enumerate(stream)
+    ]
+    return {"path": "/markets/BTC-USDT/orders", "bodies": bodies, "headers": [{}]}
+
+
+def peer_python(venv: Path) -> Path | None:
+    python = venv / "bin" / "python"
+    if python.exists():
+        return python
+    if not Path(PEER_PYTHON).exists():
+        return None
+    subprocess.run([PEER_PYTHON, "-m", "venv", str(venv)], check=True)
+    subprocess.run(
+        [str(python), "-m", "pip", "install", "--quiet", PEER_SPEC, "uvloop", "httptools"],
+        check=True,
+    )
+    return python
+
+
+def serve_peer(python: Path, workdir: Path, port: int) -> subprocess.Popen[bytes]:
+    log = (workdir / "peer.log").open("wb")
+    data = workdir / "peer-data"
+    data.mkdir(exist_ok=True)
+    return subprocess.Popen(
+        [
+            str(python), "-m", "uvicorn", "matching_engine.gateway:create_app", "--factory",
+            "--port", str(port), "--workers", "1", "--http", "httptools", "--loop", "uvloop",
+            "--no-access-log", "--log-level", "warning",
+        ],
+        env={"PATH": os.environ["PATH"], "ME_DATA_DIR": str(data)},
+        cwd=workdir,
+        stdout=log,
+        stderr=log,
+    )  # fmt: skip
+
+
+def load(port: int, spec_file: Path, seconds: float, *, connections: int, rate: int = 0) -> dict:
+    command = [
+        sys.executable, str(ROOT / "bench" / "loadgen.py"), "--port", str(port),
+        "--requests-file", str(spec_file), "--connections", str(connections),
+        "--seconds", str(seconds),
+    ]  # fmt: skip
+    if rate:
+        command += ["--rate", str(rate)]
+    out = subprocess.run(
+        command, capture_output=True, text=True, check=True, timeout=seconds + 120
+    ).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def measure(port: int, spec_file: Path, args: argparse.Namespace) -> dict:
+    closed = {str(c): load(port, spec_file, args.seconds, connections=c) for c in args.connections}
+    opened = {
+        str(r): load(port, spec_file, args.seconds, connections=256, rate=r) for r in args.rates
+    }
+    return {"closed": closed, "open": opened}
+
+
+def summary(name: str, figures: dict) -> None:
+    for c, r in figures["closed"].items():
+        print(
+            f"{name:5} {c:>3} conn: {r['requests_per_s']:8.0f} orders/s  p50 {r['p50_ms']:.2f} ms"
+            f"  p99 {r['p99_ms']:.2f} ms  errors {r['errors']}"
+        )
+    for rate, r in figures["open"].items():
+        print(
+            f"{name:5} {rate:>5}/s offered: {r['requests_per_s']:8.0f}/s  p50 {r['p50_ms']:.2f}"
+            f"  p99 {r['p99_ms']:.2f}  p99.9 {r['p999_ms']:.2f} ms  errors {r['errors']}"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument(
+        "--connections", type=lambda v: [int(x) for x in v.split(",")], default=[1, 16]
+    )
+    parser.add_argument(
+        "--rates", type=lambda v: [int(x) for x in v.split(",") if x], default=[1000, 2000, 5000]
+    )
+    parser.add_argument("--peer-venv", type=Path, default=Path(tempfile.gettempdir()) / "peer312")
+    parser.add_argument("--no-peer", action="store_true")
+    args = parser.parse_args()
+
+    workdir = Path(tempfile.mkdtemp(prefix="bench-single-"))
+    stream = price_stream(20_000)
+    ours_file, peer_file = workdir / "ours.json", workdir / "peer.json"
+    ours_file.write_text(json.dumps(ours_spec(stream)))
+    peer_file.write_text(json.dumps(peer_spec(stream)))
+    database = "ticker_bench_single"
+    result: dict = {"bench": "single", "seconds": args.seconds}
+    try:
+        port = free_port()
+        service = serve(workdir, port, DATABASE_URL=fresh_database(database))
+        try:
+            wait_ready(f"http://127.0.0.1:{port}/health/ready", service)
+            result["ours"] = measure(port, ours_file, args)
+        finally:
+            stop(service)
+        summary("ours", result["ours"])
+        python = None if args.no_peer else peer_python(args.peer_venv)
+        if python is None:
+            print(f"peer skipped: no Python 3.12 at {PEER_PYTHON} (or --no-peer)")
+        else:
+            port = free_port()
+            peer = serve_peer(python, workdir, port)
+            try:
+                wait_ready(f"http://127.0.0.1:{port}/healthz", peer)
+                result["peer"] = measure(port, peer_file, args)
+            finally:
+                stop(peer)
+            summary("peer", result["peer"])
+            result["ratio_orders_per_s"] = {
+                c: round(
+                    result["ours"]["closed"][c]["requests_per_s"]
+                    / max(result["peer"]["closed"][c]["requests_per_s"], 1e-9),
+                    2,
+                )
+                for c in result["ours"]["closed"]
+            }
+            print("ours / peer, orders/s:", result["ratio_orders_per_s"])
+    finally:
+        drop_databases(database)
+        shutil.rmtree(workdir, ignore_errors=True)
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
