@@ -1,6 +1,8 @@
 """The app factory: ``create_app(settings)`` wires the object graph once, in the lifespan.
 
-Start-up order: database (with retries, then migrations), Redis, services, background tasks.
+Start-up order: the journal's file lock (``ROLE=all`` on SQLite: one process per journal, taken
+before migrations touch the file), database (with retries, then migrations), Redis, services,
+background tasks.
 Shutdown runs in reverse: stop background tasks, close Redis, dispose the pool. uvicorn
 handles SIGTERM: it stops accepting, lets in-flight requests finish, then runs our shutdown.
 """
@@ -28,17 +30,37 @@ from app.services.health import HealthService
 from app.services.ticker import CandleService
 from app.settings import Role, Settings
 from app.state import AppState
+from app.store.claims import FileClaim
 from app.store.redis import RedisStore
-from app.wiring import build_auth, load_registry, open_database, start_ticker, start_webhooks
+from app.wiring import (
+    build_auth,
+    claim_journal_file,
+    load_registry,
+    open_database,
+    start_ticker,
+    start_webhooks,
+)
 
 log = logging.getLogger(__name__)
 
 
-def create_app(settings: Settings) -> FastAPI:
+def create_app(settings: Settings, *, journal_claim: FileClaim | None = None) -> FastAPI:
+    """``journal_claim``: the SQLite file lock when the caller took it already (``serve``
+    does, to refuse with one line before anything starts); else the lifespan takes it."""
     metrics = Metrics()
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[AppState]:
+        claim = journal_claim if journal_claim is not None else claim_journal_file(settings)
+        try:
+            async with _running() as state:
+                yield state
+        finally:
+            if claim is not None and journal_claim is None:
+                claim.release()
+
+    @asynccontextmanager
+    async def _running() -> AsyncIterator[AppState]:
         database = await open_database(settings)
         log.info(
             "database ready",
@@ -76,6 +98,11 @@ def create_app(settings: Settings) -> FastAPI:
         )
         if trading.journal is not None:
             health.add_dependency("journal", trading.journal.health)
+        if trading.claim is not None:
+            health.add_readiness_gate(
+                "journal_claim", trading.claim.is_held, detail=trading.claim.waiting_for
+            )
+            health.add_section("journal_claim", trading.claim.health)
         health.add_readiness_gate("order_books", trading.ready)
         webhooks, dispatcher = await start_webhooks(
             settings,
@@ -131,6 +158,8 @@ def create_app(settings: Settings) -> FastAPI:
                 await trading.journal.flush()
             await ticker.stop()
             await background.stop()
+            if trading.claim is not None:
+                await trading.claim.release()
             await redis.close()
             await database.dispose()
             log.info("service stopped")
@@ -141,6 +170,8 @@ def create_app(settings: Settings) -> FastAPI:
         summary="Instrument registry, batch order routing into price-time-priority books, "
         "WebSocket ticks and signed webhooks",
         lifespan=lifespan,
+        docs_url=None,  # /docs and /redoc are served offline by app.routes.docs
+        redoc_url=None,
     )
     install_error_handlers(app)
     include_routers(app, health_only=settings.cluster.role is Role.MATCHER)

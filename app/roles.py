@@ -1,6 +1,9 @@
 """What each role runs (``ROLE``, README "Scaling out").
 
-- ``all``: the order service in process, owning every book (shard 0 of 1).
+- ``all``: the order service in process, owning every book (shard 0 of 1). One such process
+  per journal: on SQLite the lifespan holds a file lock beside the database (taken before
+  migrations, ``app.wiring.claim_journal_file``); on PostgreSQL this module takes the journal
+  claim (advisory lock + fence, ``app.services.cluster.claim``) or waits for it as a standby.
 - ``matcher``: the order service for one shard, fed by that shard's Redis stream, once it
   holds the shard's lease; its journal checks the lease's fencing token on every commit.
 - ``gateway``: no books; orders go to the matchers over Redis Streams.
@@ -21,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.background import BackgroundTasks
 from app.metrics import Metrics
+from app.services.cluster.claim import JournalClaimService
 from app.services.cluster.gateway import StreamRouter
 from app.services.cluster.hop import ReplyListener
 from app.services.cluster.lease import ShardLease
@@ -48,6 +52,7 @@ class Trading:
     reads: OrderReads
     engine: OrderService | None  # the local books (None on a gateway)
     journal: JournalWriter | None
+    claim: JournalClaimService | None = None  # ROLE=all on PostgreSQL
 
     def ready(self) -> bool:
         return self.engine is None or self.engine.ready
@@ -123,11 +128,14 @@ async def start_trading(
     )
     market = MarketDataService(orders=orders, registry=registry, database=database)
     if cluster.role is Role.ALL:
-        await orders.start()
-        background.start("journal-writer", orders.journal.run())
-        return Trading(
+        trading = Trading(
             router=orders, market=market, reads=reads, engine=orders, journal=orders.journal
         )
+        if database.is_postgres:
+            trading.claim = await _claim_journal(settings, database, orders, background)
+        else:  # SQLite: the lifespan already holds the file lock
+            await _serve_books(orders, background)
+        return trading
 
     lease = ShardLease(
         redis=redis, shard=shard.shard_id, holder=instance_id(settings), ttl=cluster.lease_seconds
@@ -135,6 +143,53 @@ async def start_trading(
     matcher = Matcher(redis=redis, orders=orders, market=market)
     background.start("matcher", _run_matcher(lease, matcher, orders, database, background))
     return Trading(router=orders, market=market, reads=reads, engine=orders, journal=orders.journal)
+
+
+async def _serve_books(orders: OrderService, background: BackgroundTasks) -> None:
+    await orders.start()
+    orders.journal.resume()
+    background.start("journal-writer", orders.journal.run())
+
+
+async def _claim_journal(
+    settings: Settings, database: Database, orders: OrderService, background: BackgroundTasks
+) -> JournalClaimService:
+    """Hold the journal's claim and serve; or, if another process holds it, stay a standby
+    (alive, not ready, refusing orders) that takes over when the holder's session ends."""
+    claim = JournalClaimService(database=database, holder=instance_id(settings))
+    orders.journal.add_transaction_hook(claim.check)
+    if await claim.try_take():
+        await _serve_books(orders, background)
+        background.start("journal-claim", _keep_journal(claim, orders))
+        return claim
+    orders.journal.suspend(claim.waiting_for())
+    log.warning("another process holds the journal; %s", claim.waiting_for())
+
+    async def standby() -> None:
+        await claim.wait()
+        await _serve_books(orders, background)
+        log.info("journal claim taken over; books rebuilt, serving orders")
+        await _keep_journal(claim, orders)
+
+    background.start("journal-claim", standby())
+    return claim
+
+
+async def _keep_journal(claim: JournalClaimService, orders: OrderService) -> None:
+    """Hold the claim. If its session ends (database restart, network cut), stop taking
+    orders until the claim is ours again, then rebuild the books: another process may have
+    held it and written in between. No restart needed, as for any journal outage."""
+    while True:
+        await claim.keep()
+        orders.ready = False
+        orders.journal.suspend(claim.waiting_for())
+        # What is still queued was computed on books that may be stale: it fails on the
+        # fence now, rather than commit under the token taken next.
+        await orders.journal.flush()
+        await claim.wait()
+        await orders.start()
+        orders.journal.resume()
+        log.info("journal claim taken again; books rebuilt from the journal")
 
 
 async def _run_matcher(
@@ -170,7 +225,7 @@ def _lease_lost(orders: OrderService) -> Callable[[], None]:
     def lost() -> None:
         # Another matcher may own the shard now: take no more orders, and exit so the
         # orchestrator restarts this process as a standby.
-        orders.journal.available = False
+        orders.journal.suspend("shard lease lost")
         orders.ready = False
         log.error("shard lease lost; stopping this matcher")
         os.kill(os.getpid(), signal.SIGTERM)

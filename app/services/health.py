@@ -19,6 +19,7 @@ from app.store.redis import RedisStore
 
 ComponentProbe = Callable[[], dict[str, Any]]
 ReadinessGate = Callable[[], bool]
+GateDetail = Callable[[], str]
 
 OK, DEGRADED, DOWN = "ok", "degraded", "down"
 
@@ -42,7 +43,7 @@ class HealthService:
         self._timeout = timeout
         self._components: dict[str, ComponentProbe] = {}
         self._sections: dict[str, ComponentProbe] = {}
-        self._gates: dict[str, ReadinessGate] = {}
+        self._gates: dict[str, tuple[ReadinessGate, GateDetail | None]] = {}
         metrics.build_info.labels(
             version=version,
             environment=environment,
@@ -58,8 +59,11 @@ class HealthService:
         """A top-level section such as ``ticker``; informational."""
         self._sections[name] = probe
 
-    def add_readiness_gate(self, name: str, gate: ReadinessGate) -> None:
-        self._gates[name] = gate
+    def add_readiness_gate(
+        self, name: str, gate: ReadinessGate, *, detail: GateDetail | None = None
+    ) -> None:
+        """``detail`` says what a closed gate waits for (else the check reads "waiting")."""
+        self._gates[name] = (gate, detail)
 
     async def watch(self, interval: float) -> None:
         """Check the dependencies every ``interval`` seconds, so ``ticker_dependency_up`` (and
@@ -109,8 +113,8 @@ class HealthService:
 
     async def readiness(self) -> tuple[bool, dict[str, Any]]:
         checks: dict[str, Any] = {"database": await self._check("database", self._database.ping)}
-        for name, gate in self._gates.items():
-            checks[name] = OK if gate() else "waiting"
+        for name, (gate, detail) in self._gates.items():
+            checks[name] = OK if gate() else (detail() if detail is not None else "waiting")
         return all(value == OK for value in checks.values()), checks
 
 

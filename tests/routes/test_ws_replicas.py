@@ -1,17 +1,22 @@
-"""Several replicas over one Redis and one database: ticks matched on A reach clients of B,
-health and metrics show cluster totals, a killed replica's registry entry expires, and a
-Redis outage leaves local ticks flowing and heals when Redis returns."""
+"""Several replicas over one Redis and one database, in the supported topology (README,
+"Scaling out"): gateways serve the WebSockets, one matcher owns the books. Ticks matched for
+orders sent through gateway A reach clients of gateway B, health and metrics show cluster
+totals, a killed replica's registry entry expires, and a Redis outage leaves local ticks
+flowing and heals when Redis returns."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import redis.asyncio as aioredis
 
+from app.services.cluster.gateway import StreamRouter
 from app.settings import Settings
 from tests.conftest import REDIS_URL
+from tests.support.cluster import two_gateways_and_a_matcher
 from tests.support.live import LiveApp, live_app, place, ws_client
 from tests.support.servers import RedisServer, ServiceProcess
 from tests.support.trading import ADMIN, ADMIN_KEY, DESK_B, READER_KEY, add_accounts, order
@@ -27,30 +32,29 @@ async def until(check: Callable[[], Awaitable[bool]], timeout: float = 10.0) -> 
         await asyncio.sleep(0.05)
 
 
-async def ticker_health(live: LiveApp) -> dict:
-    body: dict = (await live.http.get("/health")).json()
+async def ticker_health(live: LiveApp) -> dict[str, Any]:
+    body: dict[str, Any] = (await live.http.get("/health")).json()
     return body
 
 
-class TestTwoReplicas:
-    async def test_a_client_on_b_sees_trades_matched_on_a(
+class TestTwoGateways:
+    async def test_a_client_on_b_sees_trades_sent_through_a(
         self, make_settings: Callable[..., Settings], tokens_dir: Path, pg_url: str
     ) -> None:
         add_accounts(tokens_dir)
-        settings = make_settings(db={"url": pg_url})
-        async with live_app(settings) as a, live_app(settings) as b:
+        async with two_gateways_and_a_matcher(make_settings, pg_url) as (a, b, matcher):
             async with ws_client(b.ws_url + "/ws/ticker", key=READER_KEY) as ws:
                 await ws.send({"action": "subscribe", "symbols": ["NSE:INFY"], "mode": "full"})
                 await ws.expect("subscribed")
                 snapshot = await ws.tick()
                 assert snapshot["volume"] == "0"
 
-                async def a_knows() -> bool:
-                    return INFY in a.state["ticker"].replicas.remote_interest
+                async def matcher_knows() -> bool:
+                    return INFY in matcher.state["ticker"].replicas.remote_interest
 
-                await until(a_knows)
+                await until(matcher_knows)
                 health = await ticker_health(a)
-                assert (health["ticker"]["replicas"], health["ticker"]["connections"]) == (2, 1)
+                assert (health["ticker"]["replicas"], health["ticker"]["connections"]) == (3, 1)
                 assert health["ticker"]["subscriptions"] == 1
                 assert health["ticker"]["local"]["connections"] == 0
                 metrics = (await a.http.get("/metrics")).text
@@ -62,21 +66,22 @@ class TestTwoReplicas:
                 tick = await ws.tick(volume="2")
                 assert tick["ltp"] == "1875.4"
                 assert tick["depth"]["asks"] == [{"price": "1875.4", "quantity": "3", "orders": 1}]
-                # B never matched anything: its own book for INFY is empty.
-                book = b.state["orders"].books.get(INFY)
-                assert book is None or len(book) == 0
-                # Each tick arrived once (B ignores its own messages, A sends none twice).
+                # Only the matcher holds a book; the gateways route to it.
+                assert len(matcher.state["orders"].books[INFY]) == 1
+                assert isinstance(a.state["orders"], StreamRouter)
+                assert isinstance(b.state["orders"], StreamRouter)
+                # Each tick arrived once (no replica relays a tick twice).
                 await ws.send({"action": "ping"})
                 while (message := await ws.recv())["type"] != "pong":
                     assert message["seq"] > tick["seq"]
 
-            # A new subscriber on B gets A's latest state as its snapshot (from Redis).
+            # A new subscriber on B gets the latest state as its snapshot (from Redis).
             async with ws_client(b.ws_url + "/ws/ticker", key=READER_KEY) as late:
                 await late.send({"action": "subscribe", "tokens": [INFY], "mode": "quote"})
                 await late.expect("subscribed")
                 assert (await late.tick())["volume"] == "2"
 
-    async def test_a_killed_replicas_entry_expires(
+    async def test_a_killed_gateways_entry_expires(
         self,
         make_settings: Callable[..., Settings],
         tokens_dir: Path,
@@ -85,9 +90,15 @@ class TestTwoReplicas:
         tmp_path: Path,
     ) -> None:
         add_accounts(tokens_dir)
-        settings = make_settings(db={"url": pg_url}, ticker={"registry_ttl_seconds": 2})
+        settings = make_settings(
+            db={"url": pg_url},
+            cluster={"role": "gateway", "instance_id": "gw-a"},
+            ticker={"registry_ttl_seconds": 2},
+        )
         other = ServiceProcess(
             {
+                "ROLE": "gateway",
+                "INSTANCE_ID": "gw-b",
                 "DATABASE_URL": pg_url,
                 "REDIS_URL": REDIS_URL,
                 "REDIS_PREFIX": redis_prefix,

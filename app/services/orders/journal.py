@@ -92,8 +92,9 @@ class JournalWriter:
         self._hooks: list[TransactionHook] = []
         self._listeners: list[Listener] = []
         self._on_failure: Callable[[], None] | None = None
-        self.available = True
+        self.available = True  # False from a failed commit until the books are rebuilt
         self.last_error: str | None = None
+        self._suspended: str | None = None
 
     def set_failure_handler(self, handler: Callable[[], None]) -> None:
         """Called once a commit failed, to rebuild state from what the journal holds."""
@@ -101,9 +102,10 @@ class JournalWriter:
 
     def health(self) -> dict[str, Any]:
         return {
-            "status": "ok" if self.available else "unavailable",
+            "status": "ok" if self.available and self._suspended is None else "unavailable",
             "backlog": len(self._queue),
             "last_error": self.last_error,
+            "suspended": self._suspended,
         }
 
     def add_transaction_hook(self, hook: TransactionHook) -> None:
@@ -118,8 +120,16 @@ class JournalWriter:
     def backlog(self) -> int:
         return len(self._queue)
 
+    def suspend(self, reason: str) -> None:
+        """Refuse new work until ``resume`` (a standby, or a writer that lost its claim).
+        Separate from ``available``: recovering from a failed commit must not lift it."""
+        self._suspended = reason
+
+    def resume(self) -> None:
+        self._suspended = None
+
     def check_available(self) -> None:
-        if not self.available:
+        if not self.available or self._suspended is not None:
             raise JournalUnavailable()
 
     def enqueue(self, unit: JournalUnit) -> asyncio.Future[None]:

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import psycopg
+import pytest
 
 from app.engine import OrderBook, Sequencer
 from app.services.orders.recovery import load_state
@@ -153,3 +154,30 @@ class TestDatabaseLoss:
             )
             assert again.status_code == 200
             assert again.json()["accepted"] == 1
+
+
+class TestSuspension:
+    async def test_a_suspended_journal_refuses_until_resumed_even_after_a_recovery(
+        self, tmp_path: Path
+    ) -> None:
+        """A standby's journal stays shut although failure recovery sets ``available``."""
+        from app.metrics import Metrics
+        from app.services.orders.journal import JournalUnavailable, JournalWriter
+        from app.store.database import Database
+
+        database = Database.create(None, data_dir=tmp_path)
+        try:
+            journal = JournalWriter(database=database, metrics=Metrics())
+            journal.suspend("standby: waiting for the journal claim")
+            with pytest.raises(JournalUnavailable):
+                journal.check_available()
+            journal.available = True  # what rebuilding after a failed commit does
+            with pytest.raises(JournalUnavailable):
+                journal.check_available()
+            assert journal.health()["status"] == "unavailable"
+            assert journal.health()["suspended"] == "standby: waiting for the journal claim"
+            journal.resume()
+            journal.check_available()
+            assert journal.health()["status"] == "ok"
+        finally:
+            await database.dispose()

@@ -1,0 +1,155 @@
+"""One writer per journal: the claim a ``ROLE=all`` process takes before it rebuilds books.
+
+- SQLite: an exclusive ``flock`` on ``<database>.lock``, beside the file. The kernel drops it
+  when the process dies, and a paused process keeps it, so no fencing token is needed. The
+  holder writes who it is into the file, so that the next one can name it when refused.
+- PostgreSQL: a session-level advisory lock, held on a connection of its own for the life of
+  the process, plus a fence row (``matcher_fences``, shard ``JOURNAL_FENCE``) whose token the
+  holder bumps when it takes the claim and checks in every journal transaction. The lock's
+  session can end while the process lives on (network loss, ``pg_terminate_backend``, a pause
+  long enough for the server to drop the connection); a standby then takes over, and the old
+  process's next commit fails on the fence.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import os
+import socket
+from pathlib import Path
+
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from app.store.database import Database, normalise_url
+
+#: The ``matcher_fences`` row of the ``ROLE=all`` claim; matchers use their shard ids (>= 0).
+JOURNAL_FENCE = -1
+#: The advisory lock's key (any constant bigint; advisory locks are per database).
+JOURNAL_LOCK_KEY = 0x7469636B65720001
+
+
+_KEEPALIVES = (
+    "SET tcp_keepalives_idle = 5; SET tcp_keepalives_interval = 2; SET tcp_keepalives_count = 3"
+)
+
+
+class JournalClaimed(Exception):
+    """Another process holds the journal."""
+
+    def __init__(self, journal: str, holder: str) -> None:
+        self.journal = journal
+        self.holder = holder
+        super().__init__(
+            f"another ticker-service ({holder}) holds {journal}; "
+            "stop it or use another DATA_DIR / DATABASE_URL"
+        )
+
+
+def describe_holder(instance_id: str | None = None) -> str:
+    where = f"pid {os.getpid()} on {socket.gethostname()}"
+    return f"{instance_id}, {where}" if instance_id else where
+
+
+def sqlite_file(url: str | None, data_dir: Path) -> Path | None:
+    """The SQLite file a database URL names (None for PostgreSQL or an in-memory database).
+    Computed without creating anything, so a refused start leaves ``DATA_DIR`` untouched."""
+    if not url:
+        return data_dir / "ticker.db"
+    parsed = make_url(normalise_url(url, data_dir))
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return Path(parsed.database)
+
+
+class FileClaim:
+    """An exclusive ``flock`` beside a SQLite file, held until ``release`` or process exit."""
+
+    def __init__(self, path: Path, fd: int) -> None:
+        self.path = path
+        self._fd = fd
+
+    @classmethod
+    def acquire(cls, database_file: Path, holder: str) -> FileClaim:
+        path = database_file.with_name(database_file.name + ".lock")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            named = os.pread(fd, 512, 0).decode(errors="replace").strip() or "unknown holder"
+            os.close(fd)
+            raise JournalClaimed(str(database_file), named) from None
+        # The file is never removed: unlinking a lock file lets a newcomer lock a fresh inode
+        # while another process still holds the old one.
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, holder.encode() + b"\n", 0)
+        return cls(path, fd)
+
+    @property
+    def held(self) -> bool:
+        return self._fd >= 0
+
+    def release(self) -> None:
+        if self._fd >= 0:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = -1
+
+
+class PostgresClaim:
+    """The advisory lock, on a connection of its own (AUTOCOMMIT: a session lock needs no
+    transaction, and an open one would hold back vacuum for the life of the process)."""
+
+    def __init__(self, database: Database) -> None:
+        self._database = database
+        self._conn: AsyncConnection | None = None
+        self.held = False
+
+    async def try_acquire(self) -> bool:
+        try:
+            if self._conn is None:
+                conn = await self._database.engine.connect()
+                self._conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+                # If the holder's host vanishes without closing the connection, the server
+                # ends the session (and frees the lock) after ~11 s, not the OS's 2 hours.
+                await self._conn.execute(text(_KEEPALIVES))
+            taken = await self._conn.scalar(
+                text("SELECT pg_try_advisory_lock(:key)"), {"key": JOURNAL_LOCK_KEY}
+            )
+        except Exception:
+            await self._drop()
+            raise
+        self.held = bool(taken)
+        return self.held
+
+    async def alive(self, timeout: float) -> bool:
+        """Whether the session holding the lock still answers (if it ended, so did the lock)."""
+        if self._conn is None or not self.held:
+            return False
+        try:
+            await asyncio.wait_for(self._conn.execute(text("SELECT 1")), timeout)
+        except Exception:
+            return False
+        return True
+
+    async def release(self) -> None:
+        if self._conn is not None and self.held:
+            # If the session is gone, so is the lock.
+            with contextlib.suppress(Exception):
+                await self._conn.execute(
+                    text("SELECT pg_advisory_unlock(:key)"), {"key": JOURNAL_LOCK_KEY}
+                )
+        self.held = False
+        await self._drop()
+
+    async def _drop(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                await conn.close()
+            except Exception:  # a broken connection: nothing to give back
+                await conn.invalidate()
