@@ -1,4 +1,4 @@
-"""Orders: batches and single orders [trade], reading them back [read]."""
+"""Orders: batches and single orders [trade], reading them and the account's fills back [read]."""
 
 from __future__ import annotations
 
@@ -7,15 +7,26 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Path, Query, Request, status
 
 from app.deps import OrderReadsDep, OrdersDep, ReadKey, TradeKey
-from app.routes.models import BatchPage, CancelAllOut, OrderOut, OrderPage
+from app.routes.bodies import JsonBodyRoute
+from app.routes.models import BatchPage, CancelAllOut, FillPage, OrderOut, OrderPage
 from app.routes.openapi import json_body
 from app.routes.responses import Int64Id, OrjsonResponse, error_responses
-from app.services.orders.requests import AmendIn, BatchIn, BatchOut, OrderIn, OrderResultOut
+from app.services.orders.requests import (
+    CLIENT_ORDER_ID_PATTERN,
+    AmendIn,
+    BatchIn,
+    BatchOut,
+    OrderIn,
+    OrderResultOut,
+)
 
-router = APIRouter(tags=["orders"])
+router = APIRouter(tags=["orders"], route_class=JsonBodyRoute)
 
 Limit = Annotated[int, Query(ge=1, le=1000)]
 Cursor = Annotated[str | None, Query(max_length=200)]
+ClientOrderId = Annotated[
+    str, Path(min_length=1, max_length=64, pattern=CLIENT_ORDER_ID_PATTERN, examples=["my-order-1"])
+]
 
 
 @router.post(
@@ -70,13 +81,22 @@ async def get_batch(
 @router.post(
     "/orders",
     status_code=status.HTTP_201_CREATED,
-    summary="Place one order",
+    summary="Place one order (200 with the original when its client_order_id was used)",
     openapi_extra=json_body(OrderIn),
     response_model=None,
-    responses={201: {"model": OrderResultOut}, **error_responses(400, 413, 503)},
+    responses={
+        201: {"model": OrderResultOut, "description": "placed"},
+        200: {
+            "model": OrderResultOut,
+            "description": "the client_order_id was used: nothing created, the original order",
+        },
+        **error_responses(400, 413, 503),
+    },
 )
-async def place_order(request: Request, key: TradeKey, orders: OrdersDep) -> dict[str, Any]:
-    return await orders.place_order(key.account, await request.body())
+async def place_order(request: Request, key: TradeKey, orders: OrdersDep) -> OrjsonResponse:
+    result = await orders.place_order(key.account, await request.body())
+    # A result stored before ``created`` existed (a matcher's replay) was a placement.
+    return OrjsonResponse(result, status_code=201 if result.get("created", True) else 200)
 
 
 @router.get(
@@ -88,14 +108,44 @@ async def place_order(request: Request, key: TradeKey, orders: OrdersDep) -> dic
 async def list_orders(
     key: ReadKey,
     reads: OrderReadsDep,
-    status: Annotated[str | None, Query(max_length=20)] = None,
+    status: Annotated[
+        str | None,
+        Query(
+            max_length=200,
+            description="comma-separated statuses, or working (open, partially_filled, "
+            "pending_trigger)",
+            examples=["working"],
+        ),
+    ] = None,
     symbol: Annotated[str | None, Query(max_length=64)] = None,
+    client_order_id: Annotated[
+        str | None, Query(max_length=64, pattern=CLIENT_ORDER_ID_PATTERN)
+    ] = None,
     limit: Limit = 100,
     cursor: Cursor = None,
 ) -> dict[str, Any]:
     return await reads.list_orders(
-        key.account, status=status, symbol=symbol, limit=limit, cursor=cursor
+        key.account,
+        status=status,
+        symbol=symbol,
+        client_order_id=client_order_id,
+        limit=limit,
+        cursor=cursor,
     )
+
+
+# Declared before /orders/{order_id}, and a path of its own: the client's id never meets the
+# numeric order id's route.
+@router.get(
+    "/orders/by-client-id/{client_order_id}",
+    summary="One order, found by the client_order_id the client gave it",
+    response_model=None,
+    responses={200: {"model": OrderOut}, **error_responses(404)},
+)
+async def get_order_by_client_id(
+    client_order_id: ClientOrderId, key: ReadKey, reads: OrderReadsDep
+) -> dict[str, Any]:
+    return await reads.get_order_by_client_id(key.account, client_order_id)
 
 
 @router.get(
@@ -144,3 +194,23 @@ async def cancel_all(
     symbol: Annotated[str | None, Query(max_length=64)] = None,
 ) -> dict[str, Any]:
     return await orders.cancel_all(key.account, symbol)
+
+
+@router.get(
+    "/fills",
+    summary="The account's own fills, newest first",
+    response_model=None,
+    responses={200: {"model": FillPage}},
+)
+async def list_fills(
+    key: ReadKey,
+    reads: OrderReadsDep,
+    symbol: Annotated[str | None, Query(max_length=64)] = None,
+    start: Annotated[str | None, Query(max_length=64, description="ISO 8601, inclusive")] = None,
+    end: Annotated[str | None, Query(max_length=64, description="ISO 8601, exclusive")] = None,
+    limit: Limit = 100,
+    cursor: Cursor = None,
+) -> dict[str, Any]:
+    return await reads.list_fills(
+        key.account, symbol=symbol, start=start, end=end, limit=limit, cursor=cursor
+    )

@@ -90,6 +90,24 @@ class Owner:
         self.order_ids.add(order_id)
         return order_id
 
+    async def fill(self) -> str:
+        """The owner takes desk-b's offer (above every owner bid): a fill on each side."""
+        cid = f"owner-fill-{uuid.uuid4().hex[:12]}"
+        offer = {"symbol": "NSE:INFY", "side": "sell", "quantity": "1", "price": "1710"}
+        response = await self.client.post("/orders", json=offer, headers=DESK_B)
+        assert response.status_code == 201, response.text
+        taken = await self.call("POST", "/orders", {**offer, "side": "buy", "client_order_id": cid},
+                                status=201)  # fmt: skip
+        assert taken["status"] == "filled", taken
+        self.markers.add(cid)
+        self.order_ids.add(taken["order_id"])
+        return cid
+
+    async def client_order_id(self) -> str:
+        order_id = await self.order()
+        cid: str = (await self.call("GET", f"/orders/{order_id}"))["client_order_id"]
+        return cid
+
     async def batch(self) -> str:
         order_id = await self.order()
         batch_id: str = (await self.call("GET", f"/orders/{order_id}"))["batch_id"]
@@ -162,6 +180,10 @@ async def cancel_all(owner: Owner) -> Target:
     return Target("/orders", watch=f"/orders/{order_id}")
 
 
+async def own_client_order_id(owner: Owner) -> Target:
+    return Target(f"/orders/by-client-id/{await owner.client_order_id()}")
+
+
 async def own_batch(owner: Owner) -> Target:
     return Target(f"/advanced/batch-orders/{await owner.batch()}")
 
@@ -213,6 +235,8 @@ PROBES = [
     Probe("POST", "/orders", T, fixed("/orders", NEW_ORDER), 201),
     Probe("GET", "/orders", R, lambda o: listing(o, "/orders", Owner.order), 200),
     Probe("GET", "/orders/{order_id}", R, own_order, 200, 404),
+    Probe("GET", "/orders/by-client-id/{client_order_id}", R, own_client_order_id, 200, 404),
+    Probe("GET", "/fills", R, lambda o: listing(o, "/fills", Owner.fill), 200),
     Probe("PATCH", "/orders/{order_id}", T,
           lambda o: own_order(o, json={"quantity": "2"}), 200, 404),
     Probe("DELETE", "/orders/{order_id}", T, own_order, 200, 404),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -12,6 +13,8 @@ import pytest
 from app.settings import Settings
 from tests.conftest import running_app
 from tests.support.trading import ADMIN, DESK_B, READER, add_accounts, batch, order
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @pytest.fixture
@@ -172,6 +175,7 @@ class TestIdempotency:
         again = await place(client, order("buy", "9", "1870", client_order_id="x-1"))
         assert again["results"][0]["order_id"] == first[0]["order_id"]
         assert again["results"][0]["remaining_quantity"] == "3"
+        assert (first[0]["created"], again["results"][0]["created"]) == (True, False)
         orders = (await client.get("/orders", headers=ADMIN)).json()["items"]
         assert len(orders) == 1
 
@@ -225,6 +229,7 @@ class TestSingleOrders:
     async def test_place_get_amend_cancel(self, client: httpx.AsyncClient) -> None:
         created = await client.post("/orders", json=order("buy", "5", "1875"), headers=ADMIN)
         assert created.status_code == 201
+        assert created.json()["created"] is True
         order_id = created.json()["order_id"]
         fetched = (await client.get(f"/orders/{order_id}", headers=READER)).status_code
         assert fetched == 404  # another account's order is invisible
@@ -241,6 +246,51 @@ class TestSingleOrders:
         assert again.status_code == 409
         assert again.json()["error"]["code"] == "ORDER_NOT_OPEN"
         assert (await client.delete("/orders/999999", headers=ADMIN)).status_code == 404
+
+    async def test_resubmitted_client_order_id_answers_200_with_the_current_state(
+        self, client: httpx.AsyncClient
+    ) -> None:
+        body = order("buy", "3", "1875", client_order_id="one-1")
+        first = await client.post("/orders", json=body, headers=ADMIN)
+        assert first.status_code == 201
+        await place(client, order("sell", "1", "1875"), headers=DESK_B)
+        again = await client.post(
+            "/orders", json=order("buy", "9", "1870", client_order_id="one-1"), headers=ADMIN
+        )
+        assert again.status_code == 200  # nothing was created
+        result = again.json()
+        assert result["order_id"] == first.json()["order_id"]
+        assert result["created"] is False
+        assert (result["status"], result["remaining_quantity"]) == ("partially_filled", "2")
+        assert len((await client.get("/orders", headers=ADMIN)).json()["items"]) == 1
+
+    async def test_single_result_has_the_fields_of_a_batch_result(
+        self, client: httpx.AsyncClient
+    ) -> None:
+        single = (
+            await client.post("/orders", json=order("buy", "1", "1875"), headers=ADMIN)
+        ).json()
+        (batched,) = (await place(client, order("buy", "1", "1875")))["results"]
+        assert set(single) == set(batched)
+        assert single["index"] == 0
+
+    async def test_records_carry_iso_times_beside_the_nanoseconds(
+        self, client: httpx.AsyncClient
+    ) -> None:
+        created = await client.post("/orders", json=order("buy", "5", "1875"), headers=ADMIN)
+        order_id = created.json()["order_id"]
+        await asyncio.sleep(0.002)
+        amended = (
+            await client.patch(f"/orders/{order_id}", json={"quantity": "2"}, headers=ADMIN)
+        ).json()
+        listed = (await client.get("/orders", headers=ADMIN)).json()["items"][0]
+        for record in (amended, listed):
+            for name in ("created", "updated"):
+                moment = datetime.fromisoformat(record[f"{name}_at"])
+                assert record[f"{name}_at"].endswith("Z")
+                assert moment.tzinfo is not None
+                assert moment == EPOCH + timedelta(microseconds=record[f"{name}_ns"] // 1000)
+        assert listed["updated_at"] > listed["created_at"]
 
     async def test_rejected_single_order_is_422_with_its_code(
         self, client: httpx.AsyncClient
@@ -273,6 +323,66 @@ class TestSingleOrders:
         assert bad.status_code == 422
         bad_cursor = await client.get("/orders?cursor=zzz", headers=ADMIN)
         assert bad_cursor.status_code == 422
+
+    async def test_status_takes_several_statuses_and_working(
+        self, client: httpx.AsyncClient
+    ) -> None:
+        await place(
+            client,
+            order("buy", "1", "1870"),  # open
+            order("sell", "10", "1880"),  # partially filled below
+            order("buy", "1", type="stop", trigger_price="1900"),  # pending_trigger
+            order("buy", "1", "1871", client_order_id="gone"),  # cancelled below
+        )
+        await place(client, order("buy", "4", "1880"), headers=DESK_B)
+        gone = (await client.get("/orders/by-client-id/gone", headers=ADMIN)).json()
+        await client.delete(f"/orders/{gone['order_id']}", headers=ADMIN)
+
+        async def statuses(query: str) -> list[str]:
+            response = await client.get(f"/orders?status={query}", headers=ADMIN)
+            assert response.status_code == 200, response.text
+            return sorted(item["status"] for item in response.json()["items"])
+
+        assert await statuses("working") == ["open", "partially_filled", "pending_trigger"]
+        assert await statuses("open,partially_filled") == ["open", "partially_filled"]
+        assert await statuses("cancelled,working") == [
+            "cancelled", "open", "partially_filled", "pending_trigger"
+        ]  # fmt: skip
+        every = "open,partially_filled,filled,cancelled,expired,rejected,pending_trigger,working"
+        assert len(await statuses(every)) == 4
+        for bad in ("open,weird", "", "open,"):
+            response = await client.get("/orders", params={"status": bad}, headers=ADMIN)
+            assert response.status_code == 422, bad
+            assert response.json()["error"]["code"] == "VALIDATION_ERROR"
+
+    async def test_an_order_is_found_by_its_client_order_id(
+        self, client: httpx.AsyncClient
+    ) -> None:
+        (placed,) = (await place(client, order("buy", "1", "1875", client_order_id="c-1")))[
+            "results"
+        ]
+        await place(client, order("buy", "1", "1875", client_order_id="c-2"))
+        found = (await client.get("/orders?client_order_id=c-1", headers=ADMIN)).json()
+        assert [item["order_id"] for item in found["items"]] == [placed["order_id"]]
+        one = await client.get("/orders/by-client-id/c-1", headers=ADMIN)
+        assert one.status_code == 200
+        assert (
+            one.json() == (await client.get(f"/orders/{placed['order_id']}", headers=ADMIN)).json()
+        )
+        none = (await client.get("/orders?client_order_id=c-9", headers=ADMIN)).json()
+        assert none == {"items": [], "next_cursor": None}
+        for url, headers in (
+            ("/orders/by-client-id/c-9", ADMIN),
+            ("/orders/by-client-id/c-1", DESK_B),
+        ):
+            missing = await client.get(url, headers=headers)
+            assert missing.status_code == 404
+            assert missing.json()["error"]["code"] == "ORDER_NOT_FOUND"
+        assert (await client.get("/orders?client_order_id=c-1", headers=DESK_B)).json()[
+            "items"
+        ] == []
+        for bad in ("/orders/by-client-id/a%20b", "/orders?client_order_id=a%20b"):
+            assert (await client.get(bad, headers=ADMIN)).status_code == 422
 
     async def test_cancel_all_per_symbol(self, client: httpx.AsyncClient) -> None:
         await place(
@@ -355,7 +465,7 @@ class TestMarketData:
         assert book["asks"] == [{"price": "1876", "quantity": "3", "orders": 1}]
         assert (await client.get("/orderbook/NSE:INFY?depth=0", headers=READER)).status_code == 422
         missing = await client.get("/orderbook/NOPE:X", headers=READER)
-        assert missing.status_code == 422
+        assert missing.status_code == 404  # the instrument is the path's resource
         assert missing.json()["error"]["code"] == "UNKNOWN_INSTRUMENT"
 
     async def test_stats(self, client: httpx.AsyncClient) -> None:

@@ -6,11 +6,15 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
+from app.services.cluster.gateway import StreamRouter
 from app.settings import Settings
+from tests.services.webhooks.receiver import Receiver, eventually
+from tests.support.cluster import two_gateways_and_a_matcher
 from tests.support.live import LiveApp, close_code, live_app, place, ws_client
 from tests.support.trading import (
     ADMIN,
@@ -34,10 +38,10 @@ def url(live: LiveApp) -> str:
     return live.ws_url + "/ws/orders"
 
 
-async def open_orders(http: httpx.AsyncClient, headers: dict[str, str]) -> list[dict]:
+async def open_orders(http: httpx.AsyncClient, headers: dict[str, str]) -> list[dict[str, Any]]:
     response = await http.get("/orders?status=open", headers=headers)
     assert response.status_code == 200
-    items: list[dict] = response.json()["items"]
+    items: list[dict[str, Any]] = response.json()["items"]
     return items
 
 
@@ -115,6 +119,40 @@ class TestCancelOnDisconnect:
         metrics = (await live.http.get("/metrics")).text
         assert "ticker_ws_cancel_on_disconnect_total 2.0" in metrics
 
+    async def test_its_cancels_carry_their_own_reason(
+        self, backend_settings: Settings, tokens_dir: Path
+    ) -> None:
+        """CANCEL_ON_DISCONNECT, not USER_CANCELLED: in the order, its update and its webhook."""
+        add_accounts(tokens_dir)
+        settings = backend_settings.model_copy(
+            update={
+                "webhooks": backend_settings.webhooks.model_copy(update={"allow_loopback": True})
+            }
+        )
+        with Receiver() as receiver:
+            async with live_app(settings) as live:
+                hook = await live.http.post(
+                    "/advanced/webhooks",
+                    json={"url": receiver.url(), "events": ["order.cancelled"]},
+                    headers=ADMIN,
+                )
+                assert hook.status_code == 201, hook.text
+                await place(live.http, ADMIN, order("sell", "5", "1876", client_order_id="dms"))
+                async with ws_client(url(live), key=ADMIN_KEY) as watcher:
+                    async with ws_client(url(live)) as ws:
+                        await ws.send(
+                            {"action": "auth", "api_key": ADMIN_KEY, "cancel_on_disconnect": True}
+                        )
+                        assert (await ws.recv())["type"] == "authenticated"
+                    update = (await watcher.expect("order"))["order"]
+                assert (update["status"], update["reason"]) == ("cancelled", "CANCEL_ON_DISCONNECT")
+                stored = (await live.http.get("/orders/by-client-id/dms", headers=ADMIN)).json()
+                assert (stored["status"], stored["reason"]) == ("cancelled", "CANCEL_ON_DISCONNECT")
+                (sent,) = await eventually(lambda: receiver.verified(hook.json()["secret"]))
+        assert sent["type"] == "order.cancelled"
+        assert sent["data"]["order"]["client_order_id"] == "dms"
+        assert sent["data"]["order"]["reason"] == "CANCEL_ON_DISCONNECT"
+
     async def test_an_abrupt_drop_cancels_too(self, live: LiveApp) -> None:
         await place(live.http, DESK_B, order("sell", "5", "1876"))
         async with ws_client(url(live), key=DESK_B_KEY) as ws:
@@ -150,16 +188,36 @@ class TestAcrossReplicas:
         self, make_settings: Callable[..., Settings], tokens_dir: Path, pg_url: str
     ) -> None:
         add_accounts(tokens_dir)
-        settings = make_settings(db={"url": pg_url})
         async with (
-            live_app(settings) as a,
-            live_app(settings) as b,
+            two_gateways_and_a_matcher(make_settings, pg_url) as (a, b, matcher),
             ws_client(url(b), key=ADMIN_KEY) as stream,
         ):
-            await wait_for_registry(a, accounts={"default"})
+            # The matcher journals the orders, so it is the one that must know where the
+            # account's stream is.
+            await wait_for_registry(matcher, accounts={"default"})
+            assert isinstance(a.state["orders"], StreamRouter)
+            assert isinstance(b.state["orders"], StreamRouter)
+
+            # An order taken by the other gateway...
             await place(a.http, ADMIN, order("sell", "1", "1876"))
             update = await stream.expect("order")
             assert update["order"]["status"] == "open"
+            assert update["order"]["price"] == "1876"
+
+            # ...and one taken by the stream's own gateway.
+            await place(b.http, ADMIN, order("sell", "1", "1877"))
+            update = await stream.expect("order")
+            assert (update["order"]["status"], update["order"]["price"]) == ("open", "1877")
+
+            # Fills too, whoever sent the order that traded.
+            await place(a.http, DESK_B, order("buy", "1", "1876"))
+            fill = (await stream.expect("fill"))["fill"]
+            assert (fill["liquidity"], fill["side"], fill["price"]) == ("maker", "sell", "1876")
+            assert (await stream.expect("order"))["order"]["status"] == "filled"
+
+            # Each update arrived once: nothing but heartbeats before the pong.
+            await stream.send({"action": "ping"})
+            assert await stream.expect("pong") == {"type": "pong"}
 
 
 async def wait_for_registry(live: LiveApp, *, accounts: set[str]) -> None:

@@ -221,7 +221,6 @@ class StreamRouter:
             raise BadRequest("request body is not valid JSON", code="INVALID_JSON") from exc
         response = await self.place_batch(account, orjson.dumps({"orders": [item]}))
         result: dict[str, Any] = response["results"][0]
-        result.pop("index", None)
         if result["status"] == "rejected":
             error = result["error"]
             raise OrderRejectedError(error["message"], code=error["code"], details=result)
@@ -257,14 +256,19 @@ class StreamRouter:
         result: dict[str, Any] = await self._hop.call(shard, command)
         return result
 
-    async def cancel_all(self, account: str, symbol: str | None = None) -> dict[str, Any]:
+    async def cancel_all(
+        self, account: str, symbol: str | None = None, *, reason: str | None = None
+    ) -> dict[str, Any]:
         if symbol is not None:
             shards = [self._shard(self._registry.snapshot.lookup(symbol))]
         else:
             shards = list(range(self.shards))
         replies = await asyncio.gather(
             *(
-                self._hop.call(shard, {"kind": "cancel_all", "account": account, "symbol": symbol})
+                self._hop.call(
+                    shard,
+                    {"kind": "cancel_all", "account": account, "symbol": symbol, "reason": reason},
+                )
                 for shard in shards
             )
         )
@@ -294,12 +298,11 @@ class StreamRouter:
         )
         return result
 
-    async def trades(self, symbol: str, limit: int) -> dict[str, Any]:
-        from app.services.orders.market import render_trades
+    async def trades(self, symbol: str, limit: int, cursor: str | None = None) -> dict[str, Any]:
+        from app.services.orders.market import trade_page
 
         instrument = self._registry.snapshot.lookup(symbol)
-        rows = await queries.recent_trades(self._database, instrument.instrument_token, limit)
-        return render_trades(instrument, rows)
+        return await trade_page(self._database, instrument, limit, cursor)
 
 
 def _message(exc: Exception) -> str:

@@ -138,7 +138,9 @@ class Matcher:
                 account, command["order_id"], quantity=command["quantity"], price=command["price"]
             )
         if kind == "cancel_all":
-            return await orders.cancel_all(account, command.get("symbol"))
+            return await orders.cancel_all(
+                account, command.get("symbol"), reason=command.get("reason")
+            )
         if kind == "halt":
             instrument = await orders.set_halted(command["instrument_token"], command["halted"])
             return instrument.to_json()

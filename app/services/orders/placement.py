@@ -137,7 +137,8 @@ class Placement:
 
         accepted = 0
         for p, record in placed:
-            results[p.index] = render_result(p.instrument, record, p.index)
+            created = record.order_id in unit.created
+            results[p.index] = render_result(p.instrument, record, p.index, created=created)
             if record.status == "rejected":
                 codes[record.reason or "REJECTED"] += 1
             else:

@@ -7,7 +7,7 @@ crash. Lists use keyset pagination with an opaque cursor.
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from typing import Any
 
 import orjson
@@ -27,8 +27,8 @@ _INT64 = range(-(2**63), 2**63)
 _MAX_CURSOR_TEXT = 200
 
 
-def decode_cursor(cursor: str, arity: int) -> list[Any]:
-    """A keyset cursor: ``arity`` values, a BIGINT key first, then string tie-breakers.
+def decode_cursor(cursor: str, arity: int, ints: int = 1) -> list[Any]:
+    """A keyset cursor: ``arity`` values, ``ints`` BIGINT keys first, then string tie-breakers.
 
     The shape is checked here, so that a forged cursor is a 422 ``INVALID_CURSOR`` rather
     than a database error (a string compared with a BIGINT column, an integer past 2**63).
@@ -41,9 +41,8 @@ def decode_cursor(cursor: str, arity: int) -> list[Any]:
     if (
         not isinstance(values, list)
         or len(values) != arity
-        or type(values[0]) is not int
-        or values[0] not in _INT64
-        or not all(isinstance(v, str) and len(v) <= _MAX_CURSOR_TEXT for v in values[1:])
+        or not all(type(v) is int and v in _INT64 for v in values[:ints])
+        or not all(isinstance(v, str) and len(v) <= _MAX_CURSOR_TEXT for v in values[ints:])
     ):
         raise ValidationFailed("invalid cursor", code="INVALID_CURSOR")
     return values
@@ -104,19 +103,33 @@ async def order_record(database: Database, account: str, order_id: int) -> Order
     return (await order_records(database, account, [order_id])).get(order_id)
 
 
+async def order_id_of(database: Database, account: str, client_order_id: str) -> int | None:
+    """The id of the account's order with this ``client_order_id`` (unique per account)."""
+    async with database.engine.connect() as conn:
+        found: int | None = await conn.scalar(
+            select(orders.c.order_id).where(
+                orders.c.account == account, orders.c.client_order_id == client_order_id
+            )
+        )
+    return found
+
+
 async def list_orders(
     database: Database,
     account: str,
     *,
-    status: str | None,
+    statuses: Collection[str] | None,
     instrument_token: int | None,
+    client_order_id: str | None = None,
     limit: int,
     cursor: str | None,
 ) -> tuple[list[OrderRecord], str | None]:
     """Newest first."""
     query = select(orders).where(orders.c.account == account)
-    if status is not None:
-        query = query.where(orders.c.status == status)
+    if statuses is not None:
+        query = query.where(orders.c.status.in_(sorted(statuses)))
+    if client_order_id is not None:
+        query = query.where(orders.c.client_order_id == client_order_id)
     if instrument_token is not None:
         query = query.where(orders.c.instrument_token == instrument_token)
     if cursor is not None:
@@ -185,14 +198,3 @@ async def batch(database: Database, account: str, batch_id: str) -> dict[str, An
     body: dict[str, Any] = orjson.loads(row.response)
     body["created_ns"] = row.created_ns
     return body
-
-
-async def recent_trades(database: Database, instrument_token: int, limit: int) -> list[Any]:
-    async with database.engine.connect() as conn:
-        rows = await conn.execute(
-            select(trades)
-            .where(trades.c.instrument_token == instrument_token)
-            .order_by(trades.c.trade_id.desc())
-            .limit(limit)
-        )
-        return list(rows)

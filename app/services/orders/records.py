@@ -32,6 +32,9 @@ EXPIRED = "expired"
 REJECTED = "rejected"
 PENDING_TRIGGER = "pending_trigger"
 LIVE_STATUSES = frozenset({OPEN, PARTIALLY_FILLED, PENDING_TRIGGER})
+# The service's own cancel reason (the book's are in ``app.engine.Reason``): the dead man's
+# switch of an order stream (``cancel_on_disconnect``) cancelled the order.
+CANCEL_ON_DISCONNECT = "CANCEL_ON_DISCONNECT"
 _STOPS = frozenset({OrderType.STOP.value, OrderType.STOP_LIMIT.value})
 
 

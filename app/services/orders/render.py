@@ -7,6 +7,7 @@ from typing import Any
 
 from app.services.instrument import Instrument, decimal_text
 from app.services.orders.records import REJECTED, Fill, OrderRecord
+from app.services.webhooks.events import iso_time
 
 _AVERAGE_DIGITS = 8
 
@@ -27,6 +28,23 @@ def render_fill(instrument: Instrument, fill: Fill) -> dict[str, Any]:
         "price": instrument.ticks_to_price(fill.price),
         "quantity": instrument.lots_to_quantity(fill.quantity),
         "liquidity": fill.liquidity,
+    }
+
+
+def render_account_fill(instrument: Instrument, row: Any) -> dict[str, Any]:
+    """One of the account's fills (``GET /fills``), from a row of ``fills.list_fills``."""
+    return {
+        "trade_id": str(row.trade_id),
+        "order_id": str(row.order_id),
+        "client_order_id": row.client_order_id,
+        "symbol": instrument.symbol,
+        "instrument_token": row.instrument_token,
+        "side": row.side,
+        "price": instrument.ticks_to_price(row.price),
+        "quantity": instrument.lots_to_quantity(row.quantity),
+        "liquidity": row.liquidity,
+        "time": iso_time(row.ts_ns),
+        "ts_ns": row.ts_ns,
     }
 
 
@@ -56,20 +74,28 @@ def render_order(instrument: Instrument, record: OrderRecord) -> dict[str, Any]:
         "batch_id": record.batch_id,
         "created_ns": record.created_ns,
         "updated_ns": record.updated_ns,
+        # The same instants as the webhooks show them, for clients that read dates.
+        "created_at": iso_time(record.created_ns),
+        "updated_at": iso_time(record.updated_ns),
     }
     if record.status == REJECTED:
         body["error"] = {"code": record.reason, "message": _REASONS.get(record.reason or "", "")}
     return body
 
 
-def render_result(instrument: Instrument, record: OrderRecord, index: int) -> dict[str, Any]:
-    """The order result of a batch (DESIGN.md "Order result"): the outcome, not the order."""
+def render_result(
+    instrument: Instrument, record: OrderRecord, index: int, *, created: bool = True
+) -> dict[str, Any]:
+    """The order result of a batch (DESIGN.md "Order result"): the outcome, not the order.
+
+    ``created`` is false when a repeated ``client_order_id`` returned an earlier order."""
     lots = instrument.lots_to_quantity
     fills = record.fills
     result: dict[str, Any] = {
         "index": index,
         "client_order_id": record.client_order_id,
         "order_id": str(record.order_id),
+        "created": created,
         "status": record.status,
         "filled_quantity": lots(record.filled),
         "remaining_quantity": lots(record.remaining),
@@ -91,6 +117,7 @@ def render_reject(
         "index": index,
         "client_order_id": client_order_id,
         "order_id": None,
+        "created": False,
         "status": REJECTED,
         "filled_quantity": "0",
         "remaining_quantity": "0",

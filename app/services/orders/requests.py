@@ -19,7 +19,8 @@ from app.engine import OrderType, SelfTradePrevention, Side, TimeInForce
 from app.errors import BadRequest, PayloadTooLarge, ValidationFailed
 
 MAX_CLIENT_ORDER_ID = 64
-_CLIENT_ORDER_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,64}$")
+CLIENT_ORDER_ID_PATTERN = r"^[A-Za-z0-9._:\-]{1,64}$"
+_CLIENT_ORDER_ID = re.compile(CLIENT_ORDER_ID_PATTERN)
 _SYMBOL_MAX = 64
 _NUMBER_MAX = 32
 
@@ -215,6 +216,9 @@ class OrderResultOut(BaseModel):
     index: int | None = None
     client_order_id: str | None
     order_id: str | None
+    created: bool | None = Field(
+        None, description="false when a used client_order_id returned the original order"
+    )
     status: str
     filled_quantity: str
     remaining_quantity: str

@@ -29,7 +29,7 @@ from app.services.orders.errors import OrderNotFound, OrderNotOpen, OrderRejecte
 from app.services.orders.idempotency import IdempotencyGuard
 from app.services.orders.journal import JournalUnavailable, JournalUnit, JournalWriter
 from app.services.orders.placement import Placement
-from app.services.orders.records import OrderRecord
+from app.services.orders.records import CANCELLED, OrderRecord
 from app.services.orders.recovery import load_state
 from app.services.orders.render import render_order
 from app.services.orders.requests import parse_batch
@@ -179,14 +179,14 @@ class OrderService:
         return response
 
     async def place_order(self, account: str, body: bytes) -> dict[str, Any]:
-        """One order (``POST /orders``): the batch path with a single order."""
+        """One order (``POST /orders``): the batch path with a single order, whose result
+        (``index`` 0) it returns as it is."""
         try:
             item = orjson.loads(body)
         except orjson.JSONDecodeError as exc:
             raise BadRequest("request body is not valid JSON", code="INVALID_JSON") from exc
         response = await self.place_batch(account, orjson.dumps({"orders": [item]}))
         result: dict[str, Any] = response["results"][0]
-        result.pop("index", None)
         if result["status"] == "rejected":
             error = result["error"]
             raise OrderRejectedError(error["message"], code=error["code"], details=result)
@@ -287,7 +287,11 @@ class OrderService:
         await self._commit(unit)
         return render_order(instrument, record)
 
-    async def cancel_all(self, account: str, symbol: str | None = None) -> dict[str, Any]:
+    async def cancel_all(
+        self, account: str, symbol: str | None = None, *, reason: str | None = None
+    ) -> dict[str, Any]:
+        """Cancel the account's live orders; ``reason`` replaces the book's ``USER_CANCELLED``
+        (e.g. ``CANCEL_ON_DISCONNECT``) in the journaled order, its update and its webhook."""
         token = None if symbol is None else self._registry.snapshot.lookup(symbol).instrument_token
         self.journal.check_available()
         live = self._live
@@ -300,6 +304,8 @@ class OrderService:
         now = self._clock()
         for record in mine:
             live.submit(CancelOrder(record.order_id, now), record.instrument_token, unit, touched)
+            if reason is not None and record.status == CANCELLED:
+                record.reason = reason  # before ``finish`` freezes it into the journal row
         live.finish(unit, touched)
         if unit.orders:
             await self._commit(unit)
@@ -307,7 +313,7 @@ class OrderService:
         cancelled = [
             render_order(snapshot.instrument(r.instrument_token), r)
             for r in mine
-            if r.status == "cancelled"
+            if r.status == CANCELLED
         ]
         return {"cancelled": len(cancelled), "items": cancelled}
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -21,7 +21,12 @@ class Engine(Protocol):
     def ready(self) -> bool: ...
 
 
-CancelAll = Callable[[str], Awaitable[dict[str, Any]]]
+class CancelAll(Protocol):
+    """``OrderRouter.cancel_all``: the dead man's switch cancels with its own reason."""
+
+    def __call__(
+        self, account: str, symbol: str | None = None, *, reason: str | None = None
+    ) -> Awaitable[dict[str, Any]]: ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,7 +6,7 @@ message and close code 1008. Each connection then runs two tasks: a reader (clie
 answered through the control queue) and the hub's sender. Whoever ends the connection sets
 ``finished``; ``serve`` then stops both, sends the closing message and close code if the
 server ended it, and, for an order stream with ``cancel_on_disconnect``, cancels the
-account's open orders.
+account's open orders (with their own reason, ``CANCEL_ON_DISCONNECT``).
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -23,7 +22,9 @@ from app.errors import AppError
 from app.metrics import Metrics
 from app.services.auth import AuthService, Scope
 from app.services.instrument_snapshot import RegistrySnapshot
+from app.services.orders.records import CANCEL_ON_DISCONNECT
 from app.services.ticker import protocol
+from app.services.ticker.config import CancelAll
 from app.services.ticker.hub import ORDERS, TICKER, Connection, Hub
 from app.services.ticker.protocol import POLICY, ClientError, Request, encode
 from app.services.ticker.ticks import Mode, view
@@ -76,7 +77,7 @@ class Sessions:
         hub: Hub,
         auth: AuthService,
         registry: Registry,
-        cancel_all: Callable[[str], Awaitable[dict[str, Any]]],
+        cancel_all: CancelAll,
         snapshots: Snapshots,
         limits: SessionLimits,
         metrics: Metrics,
@@ -192,7 +193,7 @@ class Sessions:
 
     async def _dead_mans_switch(self, account: str) -> None:
         try:
-            result = await self._cancel_all(account)
+            result = await self._cancel_all(account, reason=CANCEL_ON_DISCONNECT)
         except Exception:
             log.exception("cancel_on_disconnect failed for account %s", account)
             return

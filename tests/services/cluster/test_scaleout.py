@@ -22,6 +22,7 @@ from app.store.fences import StaleFence, check_fence, install_fence, stored_fenc
 from app.store.migrate import migrate
 from app.store.redis import RedisStore
 from tests.conftest import REDIS_URL
+from tests.support.live import ws_client
 from tests.support.servers import ServiceProcess
 from tests.support.trading import ADMIN, ADMIN_KEY, DESK_B, add_accounts
 
@@ -165,11 +166,47 @@ class TestGatewaysAndMatchers:
                 books[symbol] = (await b.get(f"/stats/{symbol}", headers=ADMIN)).json()
             listed = (await a.get("/advanced/batch-orders", headers=ADMIN)).json()["items"]
             assert len(listed) == 4
+            # Fills and lookups by client_order_id read the journal: a gateway serves them.
+            fills = (await b.get("/fills?limit=1000", headers=ADMIN)).json()["items"]
+            assert fills
+            assert {f["order_id"] for f in fills} <= {o["order_id"] for o in mine}
+            again = await a.post("/orders", json=spanning_batch(rng, "t0")[1], headers=ADMIN)
+            assert (again.status_code, again.json()["index"]) == (200, 0)
+            assert again.json()["created"] is False
+            found = (await b.get("/orders/by-client-id/t0-1", headers=ADMIN)).json()
+            assert found["order_id"] == again.json()["order_id"]
         assert trades, "orders of two accounts around one price must have traded"
         for symbol, stats in books.items():
             shard = 0 if symbol == "NSE:INFY" else 1
             expected = await journal_hashes(cluster.base["DATABASE_URL"], Shard(shard, 2))
             assert stats["book_hash"] == expected[TOKENS[symbol]]
+
+    async def test_cancel_on_disconnect_through_a_gateway_keeps_its_reason(
+        self, cluster: Cluster
+    ) -> None:
+        for shard in (0, 1):
+            cluster.matcher(shard, f"matcher-{shard}").start()
+        gateway = cluster.gateway("gw")
+        gateway.start()
+        stream = gateway.url.replace("http://", "ws://") + "/ws/orders"
+        async with httpx.AsyncClient(base_url=gateway.url, timeout=30) as client:
+            offers = [{**o, "side": "sell"} for o in spanning_batch(random.Random(4), "dms", 2)]
+            placed = await client.post(
+                "/advanced/batch-orders", json={"orders": offers}, headers=ADMIN
+            )
+            assert placed.json()["accepted"] == 2
+            async with ws_client(stream) as ws:
+                await ws.send(
+                    {"action": "auth", "api_key": ADMIN_KEY, "cancel_on_disconnect": True}
+                )
+                assert (await ws.recv())["type"] == "authenticated"
+            for cid in ("dms-0", "dms-1"):  # one on each shard
+                for _ in range(100):
+                    found = (await client.get(f"/orders/by-client-id/{cid}", headers=ADMIN)).json()
+                    if found["status"] == "cancelled":
+                        break
+                    await asyncio.sleep(0.05)
+                assert (found["status"], found["reason"]) == ("cancelled", "CANCEL_ON_DISCONNECT")
 
     async def test_a_second_matcher_waits_while_the_first_holds_the_lease(
         self, cluster: Cluster
