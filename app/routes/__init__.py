@@ -7,9 +7,12 @@ refuses to build an app with an HTTP route outside ``OPEN_PATHS`` that does not 
 key. WebSocket routes authenticate themselves (header or first message, through
 ``AuthService.admit``), so the check skips them.
 
-The API docs (``/docs``, ``/redoc``, ``/openapi.json``) are open: they describe the public
-contract and hold no data, and a desk expects to browse them; their "Authorize" button takes
-the key for trying routes out.
+The API docs (``/docs``, ``/redoc``, their assets, ``/openapi.json``) are open: they describe
+the public contract and hold no data, and a desk expects to browse them; their "Authorize"
+button takes the key for trying routes out.
+
+Every route reads its body as JSON whatever ``Content-Type`` says (``app.routes.bodies``);
+``require_json_bodies`` refuses an app with a body route that would not.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from app.deps import current_key
 from app.routes import (
     admin,
     candles,
+    docs,
     health,
     instruments,
     market,
@@ -34,6 +38,7 @@ from app.routes import (
     webhooks,
     ws,
 )
+from app.routes.bodies import JsonBodyRoute, reads_json_body
 from app.routes.responses import error_responses
 
 OPEN_PATHS = frozenset(
@@ -42,9 +47,10 @@ OPEN_PATHS = frozenset(
         "/health/live",
         "/health/ready",
         "/metrics",
-        "/docs",
-        "/docs/oauth2-redirect",
-        "/redoc",
+        docs.DOCS_URL,
+        docs.OAUTH2_REDIRECT_URL,
+        docs.ASSET_PATH,
+        docs.REDOC_URL,
         "/openapi.json",
     }
 )
@@ -60,6 +66,7 @@ def authenticated_router() -> APIRouter:
 def include_routers(app: FastAPI, *, health_only: bool = False) -> None:
     """All routes; ``health_only`` for a matcher, which clients never call directly."""
     app.include_router(health.router)  # open: its paths are in OPEN_PATHS
+    app.include_router(docs.router)  # open: its paths are in OPEN_PATHS
     if health_only:
         return
 
@@ -78,6 +85,7 @@ def include_routers(app: FastAPI, *, health_only: bool = False) -> None:
     app.include_router(ws.router)  # WebSockets authenticate themselves (header or message)
 
     require_authentication(app)
+    require_json_bodies(app)
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +93,7 @@ class HttpRoute:
     path: str
     methods: frozenset[str]
     dependant: Any  # fastapi.dependencies.models.Dependant, with the routers' dependencies
+    route: APIRoute  # as declared
 
 
 def http_routes(app: FastAPI) -> list[HttpRoute]:
@@ -99,7 +108,10 @@ def http_routes(app: FastAPI) -> list[HttpRoute]:
     )
     return [
         HttpRoute(
-            served.path_format or served.path, frozenset(served.methods or ()), served.dependant
+            served.path_format or served.path,
+            frozenset(served.methods or ()),
+            served.dependant,
+            original,
         )
         for original, served in pairs
         if isinstance(original, APIRoute)
@@ -130,4 +142,18 @@ def require_authentication(app: FastAPI) -> None:
             + "; ".join(missing)
             + " (include their router on api_router in app/routes/__init__.py, "
             "or list the path in OPEN_PATHS if it is meant to be open)"
+        )
+
+
+def require_json_bodies(app: FastAPI) -> None:
+    lenient = [
+        f"{','.join(sorted(route.methods))} {route.path}"
+        for route in http_routes(app)
+        if reads_json_body(route.route) and not isinstance(route.route, JsonBodyRoute)
+    ]
+    if lenient:
+        raise RuntimeError(
+            "routes that would not read their body as JSON whatever its Content-Type: "
+            + "; ".join(lenient)
+            + " (declare their router with route_class=JsonBodyRoute, app/routes/bodies.py)"
         )

@@ -7,7 +7,7 @@ models cost nothing per request. They list the fields clients rely on; more may 
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel
 
@@ -41,11 +41,34 @@ class OrderOut(BaseModel):
     batch_id: str | None
     created_ns: int
     updated_ns: int
+    created_at: str
+    updated_at: str
     error: ErrorOut | None = None
 
 
 class OrderPage(BaseModel):
     items: list[OrderOut]
+    next_cursor: str | None
+
+
+class AccountFillOut(BaseModel):
+    """One of the account's fills (``GET /fills``): its half of a trade."""
+
+    trade_id: str
+    order_id: str
+    client_order_id: str | None
+    symbol: str
+    instrument_token: int
+    side: Literal["buy", "sell"]
+    price: Decimal
+    quantity: Decimal
+    liquidity: Literal["maker", "taker"]
+    time: str
+    ts_ns: int
+
+
+class FillPage(BaseModel):
+    items: list[AccountFillOut]
     next_cursor: str | None
 
 
@@ -144,3 +167,116 @@ class StatsOut(BaseModel):
     trade_count: int
     last_price: Decimal | None
     book_hash: str | None
+
+
+class CandleOut(BaseModel):
+    start: str
+    open: Decimal
+    high: Decimal
+    low: Decimal
+    close: Decimal
+    volume: Decimal
+    trades: int
+
+
+class CandlePage(BaseModel):
+    symbol: str
+    instrument_token: int
+    interval: str
+    items: list[CandleOut]
+    next_cursor: str | None
+
+
+class SubscriptionOut(BaseModel):
+    instrument_token: int
+    symbol: str | None
+    mode: Literal["ltp", "quote", "full"]
+    status: Literal["active", "paused"]
+    created_at: str
+    updated_at: str
+    updated_by: str | None
+    deleted: bool | None = None  # true in the answer to DELETE
+
+
+class SubscriptionPage(BaseModel):
+    items: list[SubscriptionOut]
+    next_cursor: str | None
+
+
+class WebhookOut(BaseModel):
+    """A webhook endpoint; ``secret`` only when it is created or its secret rotated."""
+
+    id: str
+    url: str
+    description: str
+    events: list[str]
+    enabled: bool
+    disabled_reason: str | None
+    created_at: str
+    updated_at: str
+    secret: str | None = None
+
+
+class WebhookPage(BaseModel):
+    items: list[WebhookOut]
+    next_cursor: str | None
+
+
+class AttemptOut(BaseModel):
+    attempted_at: str
+    status_code: int | None
+    error: str | None
+    duration_ms: float | None
+
+
+class DeliveryOut(BaseModel):
+    id: str
+    endpoint_id: str
+    event_type: str
+    order_id: str | None
+    status: Literal["pending", "delivered", "failed"]
+    attempt_count: int
+    created_at: str
+    next_attempt_at: str | None
+    delivered_at: str | None
+    last_status_code: int | None
+    last_error: str | None
+    attempts: list[AttemptOut]
+    payload: dict[str, Any] | None
+
+
+class DeliveryPage(BaseModel):
+    items: list[DeliveryOut]
+    next_cursor: str | None
+
+
+class RegistryHealthOut(BaseModel):
+    status: Literal["ok", "loading", "stale"]
+    cached_instruments: int
+    last_refresh: str | None
+    age_seconds: float | None
+
+
+class DependenciesOut(BaseModel):
+    """Each dependency's check; components (registry, journal, webhooks) report a section."""
+
+    database: str
+    redis: str
+    instrument_registry: RegistryHealthOut | None = None
+
+
+class HealthOut(BaseModel):
+    status: Literal["ok", "degraded", "down"]
+    environment: str
+    version: str
+    ticker: dict[str, Any] | None = None
+    dependencies: DependenciesOut
+
+
+class ReadyOut(BaseModel):
+    status: Literal["ready"]
+    checks: dict[str, Any]
+
+
+class LiveOut(BaseModel):
+    status: Literal["ok"]

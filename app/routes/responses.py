@@ -41,22 +41,51 @@ class ErrorEnvelope(BaseModel):
     error: ErrorDetail
 
 
-_ERROR_DESCRIPTIONS = {
-    400: "malformed request (e.g. INVALID_JSON)",
-    401: "missing or unknown X-API-Key (UNAUTHENTICATED)",
-    403: "the key lacks the route's scope (FORBIDDEN)",
-    404: "no such resource, or another account's",
-    409: "conflict with the resource's state",
-    413: "body over MAX_BODY_BYTES or too many items (PAYLOAD_TOO_LARGE, BATCH_TOO_LARGE)",
-    422: "invalid input (VALIDATION_ERROR or a specific code)",
-    429: "rate limited (RATE_LIMITED, with Retry-After)",
-    503: "a dependency is unavailable (JOURNAL_UNAVAILABLE, DATABASE_UNAVAILABLE); retry",
+_ERRORS = {  # status: (description, an example code and message)
+    400: (
+        "malformed request (e.g. INVALID_JSON)",
+        "INVALID_JSON",
+        "request body is not valid JSON",
+    ),
+    401: (
+        "missing or unknown X-API-Key (UNAUTHENTICATED)",
+        "UNAUTHENTICATED",
+        "a valid X-API-Key header is required",
+    ),
+    403: (
+        "the key lacks the route's scope (FORBIDDEN)",
+        "FORBIDDEN",
+        "this key lacks the scope this route needs",
+    ),
+    404: ("no such resource, or another account's", "NOT_FOUND", "not found"),
+    409: ("conflict with the resource's state", "ORDER_NOT_OPEN", "the order is not open"),
+    413: (
+        "body over MAX_BODY_BYTES or too many items (PAYLOAD_TOO_LARGE, BATCH_TOO_LARGE)",
+        "PAYLOAD_TOO_LARGE",
+        "the request body is larger than 1048576 bytes",
+    ),
+    422: (
+        "invalid input (VALIDATION_ERROR or a specific code)",
+        "VALIDATION_ERROR",
+        "body.quantity: Field required",
+    ),
+    429: ("rate limited (RATE_LIMITED, with Retry-After)", "RATE_LIMITED", "rate limit exceeded"),
+    503: (
+        "a dependency is unavailable (JOURNAL_UNAVAILABLE, DATABASE_UNAVAILABLE); retry",
+        "DATABASE_UNAVAILABLE",
+        "the database is unavailable; retry later",
+    ),
 }
 
 
 def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI ``responses`` declaring the error envelope for ``statuses``."""
-    return {
-        status: {"model": ErrorEnvelope, "description": _ERROR_DESCRIPTIONS[status]}
-        for status in statuses
-    }
+    """OpenAPI ``responses`` declaring the error envelope for ``statuses``, with an example."""
+    responses: dict[int | str, dict[str, Any]] = {}
+    for status in statuses:
+        description, code, message = _ERRORS[status]
+        responses[status] = {
+            "model": ErrorEnvelope,
+            "description": description,
+            "content": {"application/json": {"example": error_body(code, message)}},
+        }
+    return responses

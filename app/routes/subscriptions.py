@@ -7,12 +7,19 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Response, status
 
 from app.deps import AdminKey, ReadKey, SubscriptionsDep
+from app.routes.bodies import JsonBodyRoute
+from app.routes.models import SubscriptionOut, SubscriptionPage
 from app.services.ticker import SubscriptionIn
 
-router = APIRouter(tags=["ticker"])
+router = APIRouter(tags=["ticker"], route_class=JsonBodyRoute)
 
 
-@router.get("/subscriptions", summary="Durable instrument subscriptions, by instrument_token")
+@router.get(
+    "/subscriptions",
+    summary="Durable instrument subscriptions, by instrument_token",
+    response_model=None,
+    responses={200: {"model": SubscriptionPage}},
+)
 async def list_subscriptions(
     _key: ReadKey,
     subscriptions: SubscriptionsDep,
@@ -26,6 +33,11 @@ async def list_subscriptions(
     "/subscriptions",
     status_code=status.HTTP_201_CREATED,
     summary="Subscribe an instrument (201), or change its mode/status (200)",
+    response_model=None,
+    responses={
+        201: {"model": SubscriptionOut, "description": "subscribed"},
+        200: {"model": SubscriptionOut, "description": "already subscribed: mode/status changed"},
+    },
 )
 async def put_subscription(
     body: SubscriptionIn, key: AdminKey, subscriptions: SubscriptionsDep, response: Response
@@ -35,7 +47,12 @@ async def put_subscription(
     return item
 
 
-@router.delete("/subscriptions/{instrument_token}", summary="Remove a durable subscription")
+@router.delete(
+    "/subscriptions/{instrument_token}",
+    summary="Remove a durable subscription",
+    response_model=None,
+    responses={200: {"model": SubscriptionOut, "description": "removed (deleted: true)"}},
+)
 async def delete_subscription(
     instrument_token: int, _key: AdminKey, subscriptions: SubscriptionsDep
 ) -> dict[str, Any]:

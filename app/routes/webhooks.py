@@ -9,9 +9,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Response, status
 
 from app.deps import TradeKey, WebhooksDep
+from app.routes.bodies import JsonBodyRoute
+from app.routes.models import DeliveryOut, DeliveryPage, WebhookOut, WebhookPage
 from app.services.webhooks.schemas import EndpointIn, EndpointPatch
 
-router = APIRouter(prefix="/advanced/webhooks", tags=["webhooks"])
+router = APIRouter(prefix="/advanced/webhooks", tags=["webhooks"], route_class=JsonBodyRoute)
 
 Limit = Annotated[int, Query(ge=1, le=1000)]
 Cursor = Annotated[str | None, Query(max_length=200)]
@@ -21,25 +23,40 @@ Cursor = Annotated[str | None, Query(max_length=200)]
     "",
     status_code=status.HTTP_201_CREATED,
     summary="Register an endpoint; the response carries its whsec_ secret, shown once",
+    response_model=None,
+    responses={201: {"model": WebhookOut}},
 )
 async def create_webhook(body: EndpointIn, key: TradeKey, webhooks: WebhooksDep) -> dict[str, Any]:
     return await webhooks.create(key.account, body)
 
 
-@router.get("", summary="The account's webhook endpoints")
+@router.get(
+    "",
+    summary="The account's webhook endpoints",
+    response_model=None,
+    responses={200: {"model": WebhookPage}},
+)
 async def list_webhooks(
     key: TradeKey, webhooks: WebhooksDep, limit: Limit = 100, cursor: Cursor = None
 ) -> dict[str, Any]:
     return await webhooks.list(key.account, limit=limit, cursor=cursor)
 
 
-@router.get("/{endpoint_id}", summary="One webhook endpoint (without its secret)")
+@router.get(
+    "/{endpoint_id}",
+    summary="One webhook endpoint (without its secret)",
+    response_model=None,
+    responses={200: {"model": WebhookOut}},
+)
 async def get_webhook(endpoint_id: str, key: TradeKey, webhooks: WebhooksDep) -> dict[str, Any]:
     return await webhooks.get(key.account, endpoint_id)
 
 
 @router.patch(
-    "/{endpoint_id}", summary="Change URL, events, description; enable/disable; rotate the secret"
+    "/{endpoint_id}",
+    summary="Change URL, events, description; enable/disable; rotate the secret",
+    response_model=None,
+    responses={200: {"model": WebhookOut}},
 )
 async def update_webhook(
     endpoint_id: str, body: EndpointPatch, key: TradeKey, webhooks: WebhooksDep
@@ -60,6 +77,8 @@ async def delete_webhook(endpoint_id: str, key: TradeKey, webhooks: WebhooksDep)
 @router.get(
     "/{endpoint_id}/deliveries",
     summary="Messages to this endpoint, newest first, each with its attempts",
+    response_model=None,
+    responses={200: {"model": DeliveryPage}},
 )
 async def list_deliveries(
     endpoint_id: str,
@@ -74,7 +93,12 @@ async def list_deliveries(
     )
 
 
-@router.get("/{endpoint_id}/deliveries/{delivery_id}", summary="One message and its attempts")
+@router.get(
+    "/{endpoint_id}/deliveries/{delivery_id}",
+    summary="One message and its attempts",
+    response_model=None,
+    responses={200: {"model": DeliveryOut}},
+)
 async def get_delivery(
     endpoint_id: str, delivery_id: str, key: TradeKey, webhooks: WebhooksDep
 ) -> dict[str, Any]:
@@ -85,6 +109,8 @@ async def get_delivery(
     "/{endpoint_id}/deliveries/{delivery_id}/retry",
     status_code=status.HTTP_202_ACCEPTED,
     summary="Deliver a message again (same webhook-id), now, with a fresh retry horizon",
+    response_model=None,
+    responses={202: {"model": DeliveryOut}},
 )
 async def retry_delivery(
     endpoint_id: str, delivery_id: str, key: TradeKey, webhooks: WebhooksDep
@@ -95,6 +121,8 @@ async def retry_delivery(
 @router.post(
     "/{endpoint_id}/test",
     summary="Send a signed webhook.test message now (one attempt) and return its result",
+    response_model=None,
+    responses={200: {"model": DeliveryOut}},
 )
 async def test_webhook(endpoint_id: str, key: TradeKey, webhooks: WebhooksDep) -> dict[str, Any]:
     return await webhooks.send_test(key.account, endpoint_id)

@@ -98,14 +98,15 @@ class TestBodySizeOverTheWire:
 class TestJson:
     async def test_deep_nesting(self, client: httpx.AsyncClient) -> None:
         deep = b"[" * 30_000 + b"]" * 30_000
-        for url, method in ((BATCHES, "POST"), ("/orders", "POST")):
+        # The same answer whoever parses the body: the order service or FastAPI's models.
+        for url, method in (
+            (BATCHES, "POST"),
+            ("/orders", "POST"),
+            ("/orders/1", "PATCH"),
+            ("/advanced/webhooks", "POST"),
+        ):
             response = await client.request(method, url, content=deep, headers=ADMIN)
             error(response, 400, "INVALID_JSON")
-        # FastAPI-parsed bodies (pydantic models) too
-        for url, method in (("/orders/1", "PATCH"), ("/advanced/webhooks", "POST")):
-            response = await client.request(method, url, content=deep, headers=ADMIN)
-            assert response.status_code in (400, 422), response.text[:300]
-            assert response.json()["error"]["code"] in ("BAD_REQUEST", "VALIDATION_ERROR")
         nested_field = b'{"orders": [{"symbol": ' + b"[" * 500 + b"]" * 500 + b"}]}"
         response = await client.post(BATCHES, content=nested_field, headers=ADMIN)
         rejected(response, "VALIDATION_ERROR")
@@ -193,9 +194,14 @@ class TestUnicode:
                 error(response, 400, "INVALID_JSON")
                 continue
             rejected(response, "UNKNOWN_INSTRUMENT", "AMBIGUOUS_SYMBOL", "VALIDATION_ERROR")
-            for url in (f"/orderbook/{quote(symbol)}", f"/orders?symbol={quote(symbol)}"):
-                response = await client.get(url, headers=ADMIN)
-                error(response, 422, "UNKNOWN_INSTRUMENT", "AMBIGUOUS_SYMBOL", "VALIDATION_ERROR")
+            # an unknown instrument in the path is a missing resource; in a query, bad input
+            response = await client.get(f"/orderbook/{quote(symbol)}", headers=ADMIN)
+            if response.status_code == 404:
+                error(response, 404, "UNKNOWN_INSTRUMENT")
+            else:
+                error(response, 422, "AMBIGUOUS_SYMBOL", "VALIDATION_ERROR")
+            response = await client.get(f"/orders?symbol={quote(symbol)}", headers=ADMIN)
+            error(response, 422, "UNKNOWN_INSTRUMENT", "AMBIGUOUS_SYMBOL", "VALIDATION_ERROR")
 
     async def test_client_order_ids(self, client: httpx.AsyncClient) -> None:
         for cid in self.CLIENT_IDS:
