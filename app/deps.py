@@ -5,13 +5,16 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Annotated, cast
 
-from fastapi import Depends, Security
+from fastapi import Depends, Path, Security
 from fastapi.security import APIKeyHeader
 from starlette.requests import HTTPConnection
 
+from app.errors import InstrumentNotFound, UnknownInstrument
 from app.middleware import RESPONSE_HEADERS
 from app.services.auth import ApiKey, AuthService, Scope
 from app.services.health import HealthService
+from app.services.instrument import Instrument
+from app.services.instrument_snapshot import RegistrySnapshot
 from app.services.orders.reads import OrderReads
 from app.services.orders.router import MarketData, OrderRouter
 from app.services.registry import InstrumentRegistry
@@ -77,6 +80,38 @@ async def get_candles(connection: HTTPConnection) -> CandleService:
     return state_of(connection)["candles"]
 
 
+def _named_instrument(
+    connection: HTTPConnection, resolve: Callable[[RegistrySnapshot], Instrument]
+) -> Instrument:
+    """The instrument a URL path names. An unknown one is a missing resource: 404, code
+    ``UNKNOWN_INSTRUMENT``, on every such route (in a body or a query filter it stays 422)."""
+    try:
+        return resolve(state_of(connection)["registry"].snapshot)
+    except UnknownInstrument as exc:
+        raise InstrumentNotFound(exc.message) from None
+
+
+async def instrument_by_symbol(
+    connection: HTTPConnection,
+    symbol: Annotated[
+        str,
+        Path(
+            max_length=64,
+            description="EXCHANGE:TRADINGSYMBOL, a bare tradingsymbol, or an instrument_token",
+            examples=["NSE:INFY"],
+        ),
+    ],
+) -> Instrument:
+    return _named_instrument(connection, lambda snapshot: snapshot.lookup(symbol))
+
+
+async def instrument_by_token(
+    connection: HTTPConnection,
+    instrument_token: Annotated[int, Path(ge=1, le=2**63 - 1)],
+) -> Instrument:
+    return _named_instrument(connection, lambda snapshot: snapshot.instrument(instrument_token))
+
+
 def add_response_headers(connection: HTTPConnection, headers: dict[str, str]) -> None:
     """Headers for this request's response, whatever the route returns or raises."""
     pending = connection.scope.get(RESPONSE_HEADERS)
@@ -137,3 +172,6 @@ WebhooksDep = Annotated[WebhookService, Depends(get_webhooks)]
 TickerDep = Annotated[TickerService, Depends(get_ticker)]
 SubscriptionsDep = Annotated[SubscriptionService, Depends(get_subscriptions)]
 CandlesDep = Annotated[CandleService, Depends(get_candles)]
+# The instrument named by the path's ``{symbol}`` / ``{instrument_token}`` (404 if unknown).
+SymbolInstrument = Annotated[Instrument, Depends(instrument_by_symbol)]
+TokenInstrument = Annotated[Instrument, Depends(instrument_by_token)]

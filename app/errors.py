@@ -141,7 +141,8 @@ class InvalidLotSize(InstrumentError):
 
 
 class InstrumentNotFound(NotFound):
-    """``GET /instruments/{token}`` for a token the registry does not hold (404)."""
+    """An instrument named in a URL path that the registry does not hold (404; the same code
+    as ``UnknownInstrument``, which is 422 where the instrument is in a body or query)."""
 
     code = "UNKNOWN_INSTRUMENT"
     message = "unknown instrument"

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import psycopg
 import pytest
 import redis
 from asgi_lifespan import LifespanManager
@@ -21,6 +20,13 @@ from fastapi import FastAPI
 from app.main import create_app
 from app.settings import Settings
 from tests.support import secrets
+from tests.support.databases import (
+    clone_database,
+    create_database,
+    database_url,
+    drop_database,
+    seal_template,
+)
 
 PG_ADMIN_URL = os.environ.get("TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -47,42 +53,40 @@ def secrets_never_logged(tmp_path_factory: pytest.TempPathFactory) -> Iterator[P
 
 
 def _pg_url(name: str) -> str:
-    base, _, _ = PG_ADMIN_URL.rpartition("/")
-    return f"{base}/{name}"
-
-
-def _admin(sql: str) -> None:
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-        conn.execute(sql)  # type: ignore[arg-type]
+    return database_url(PG_ADMIN_URL, name)
 
 
 @pytest.fixture(scope="session")
 def pg_template() -> Iterator[str]:
-    """A database migrated once per run; every test gets a fresh copy of it."""
+    """A database migrated once per run and then sealed; every test gets a fresh copy of it
+    (``tests.support.databases``: robust to servers whose own workers connect to it)."""
     import asyncio
 
     from app.store.database import Database
     from app.store.migrate import migrate
 
     name = f"ticker_test_{RUN_ID}_template"
-    _admin(f'CREATE DATABASE "{name}"')
 
     async def run() -> None:
         database = Database.create(_pg_url(name))
         await migrate(database)
         await database.dispose()
 
-    asyncio.run(run())
-    yield name
-    _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    create_database(PG_ADMIN_URL, name)
+    try:
+        asyncio.run(run())
+        seal_template(PG_ADMIN_URL, name)
+        yield name
+    finally:  # also when the migration fails: no template is left behind
+        drop_database(PG_ADMIN_URL, name)
 
 
 @pytest.fixture
 def pg_url(pg_template: str) -> Iterator[str]:
     name = f"ticker_test_{RUN_ID}_{uuid.uuid4().hex[:8]}"
-    _admin(f'CREATE DATABASE "{name}" TEMPLATE "{pg_template}"')
+    clone_database(PG_ADMIN_URL, pg_template, name)
     yield _pg_url(name)
-    _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    drop_database(PG_ADMIN_URL, name)
 
 
 @pytest.fixture

@@ -34,7 +34,7 @@ from app.engine.model import (
     Side,
     TimeInForce,
 )
-from app.engine.views import BookSnapshot, BookStats, Depth, DepthLevel
+from app.engine.views import BookSnapshot, BookStats, Depth, DepthLevel, empty_book_hash
 
 __all__ = [
     "MAX_PRICE",
@@ -67,4 +67,5 @@ __all__ = [
     "TimeInForce",
     "TopOfBookChanged",
     "Trade",
+    "empty_book_hash",
 ]

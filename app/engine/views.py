@@ -230,16 +230,14 @@ class BookViews:
         def rows(ladder: Ladder) -> list[tuple[object, ...]]:
             return [_row(o) for o in ladder.orders()]
 
-        state = {
-            "instrument_id": self.instrument_id,
-            "bids": rows(self._bids),
-            "asks": rows(self._asks),
-            "buy_stops": rows(self._buy_stops),
-            "sell_stops": rows(self._sell_stops),
-            "last_price": self._last,
-        }
-        text = json.dumps(state, sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(text.encode()).hexdigest()
+        return _canonical_hash(
+            self.instrument_id,
+            rows(self._bids),
+            rows(self._asks),
+            rows(self._buy_stops),
+            rows(self._sell_stops),
+            self._last,
+        )
 
     def _current_top(self) -> tuple[int | None, int, int | None, int]:
         bid = _best(self._bids)
@@ -255,6 +253,33 @@ class BookViews:
         """Raise ``InvariantError`` if the book's structures disagree (the tests call it after
         every command; ``restore`` calls it on the rebuilt book)."""
         check_book(self)
+
+
+def empty_book_hash(instrument_id: int | str) -> str:
+    """``state_hash`` of a book with no order and no trade: what a caller reports for an
+    instrument it holds no book for, so that having a book object or not (a rebuild creates
+    none for such an instrument) never shows in the hash."""
+    return _canonical_hash(instrument_id, [], [], [], [], None)
+
+
+def _canonical_hash(
+    instrument_id: int | str,
+    bids: list[tuple[object, ...]],
+    asks: list[tuple[object, ...]],
+    buy_stops: list[tuple[object, ...]],
+    sell_stops: list[tuple[object, ...]],
+    last_price: int | None,
+) -> str:
+    state = {
+        "instrument_id": instrument_id,
+        "bids": bids,
+        "asks": asks,
+        "buy_stops": buy_stops,
+        "sell_stops": sell_stops,
+        "last_price": last_price,
+    }
+    text = json.dumps(state, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def _row(o: Order) -> tuple[object, ...]:

@@ -6,9 +6,9 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from app.deps import AdminKey, OrdersDep
+from app.deps import AdminKey, OrdersDep, TokenInstrument
 from app.routes.models import InstrumentOut
-from app.routes.responses import Int64Id
+from app.routes.responses import error_responses
 
 router = APIRouter(tags=["admin"])
 
@@ -17,21 +17,21 @@ router = APIRouter(tags=["admin"])
     "/admin/instruments/{instrument_token}/halt",
     summary="Halt trading (orders rest)",
     response_model=None,
-    responses={200: {"model": InstrumentOut}},
+    responses={200: {"model": InstrumentOut}, **error_responses(404)},
 )
 async def halt_instrument(
-    instrument_token: Int64Id, _key: AdminKey, orders: OrdersDep
+    _key: AdminKey, instrument: TokenInstrument, orders: OrdersDep
 ) -> dict[str, Any]:
-    return (await orders.set_halted(instrument_token, True)).to_json()
+    return (await orders.set_halted(instrument.instrument_token, True)).to_json()
 
 
 @router.post(
     "/admin/instruments/{instrument_token}/resume",
     summary="Resume trading",
     response_model=None,
-    responses={200: {"model": InstrumentOut}},
+    responses={200: {"model": InstrumentOut}, **error_responses(404)},
 )
 async def resume_instrument(
-    instrument_token: Int64Id, _key: AdminKey, orders: OrdersDep
+    _key: AdminKey, instrument: TokenInstrument, orders: OrdersDep
 ) -> dict[str, Any]:
-    return (await orders.set_halted(instrument_token, False)).to_json()
+    return (await orders.set_halted(instrument.instrument_token, False)).to_json()

@@ -6,10 +6,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from app.deps import AdminKey, ReadKey, RegistryDep
-from app.errors import InstrumentNotFound
+from app.deps import AdminKey, ReadKey, RegistryDep, TokenInstrument
 from app.routes.models import InstrumentOut, InstrumentPage, RefreshOut
-from app.routes.responses import Int64Id, OrjsonResponse, error_responses
+from app.routes.responses import OrjsonResponse, error_responses
 from app.services.instrument_snapshot import InstrumentFilter
 
 router = APIRouter(tags=["instruments"])
@@ -43,12 +42,7 @@ async def list_instruments(
     summary="One instrument by token",
     responses={200: {"model": InstrumentOut}, **error_responses(404)},
 )
-async def get_instrument(
-    _key: ReadKey, registry: RegistryDep, instrument_token: Int64Id
-) -> OrjsonResponse:
-    instrument = registry.snapshot.get(instrument_token)
-    if instrument is None:
-        raise InstrumentNotFound(f"no instrument with instrument_token {instrument_token}")
+async def get_instrument(_key: ReadKey, instrument: TokenInstrument) -> OrjsonResponse:
     return OrjsonResponse(instrument.to_json())
 
 

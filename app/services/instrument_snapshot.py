@@ -129,12 +129,23 @@ class RegistrySnapshot:
         return found
 
     def lookup(self, symbol: str) -> Instrument:
-        """``EXCHANGE:TRADINGSYMBOL`` or a bare tradingsymbol, whatever its status."""
+        """``EXCHANGE:TRADINGSYMBOL``, a bare tradingsymbol or an instrument token in digits,
+        whatever its status: every route, query filter and WebSocket request that takes a
+        symbol resolves it here.
+
+        Digits are a token first (clients holding Kite tokens send them as they are); a
+        tradingsymbol made of digits stays reachable as ``EXCHANGE:TRADINGSYMBOL``, or bare
+        when no instrument has that token.
+        """
         found = self._by_symbol.get(symbol)
         if found is not None:
             return found
         if type(symbol) is not str or not symbol or len(symbol) > 100:
             raise UnknownInstrument("symbol must be EXCHANGE:TRADINGSYMBOL")
+        if symbol.isascii() and symbol.isdigit():
+            found = self._by_token.get(int(symbol))
+            if found is not None:
+                return found
         if ":" in symbol:
             found = self._by_symbol.get(symbol.upper())
             if found is None:

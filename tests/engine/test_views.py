@@ -17,6 +17,7 @@ from app.engine import (
     OrderStatus,
     OrderType,
     Sequencer,
+    empty_book_hash,
 )
 from app.engine.views import BookViews
 from tests.engine.reference import as_tuples
@@ -135,6 +136,13 @@ class TestSnapshot:
         assert a.book.state_hash() == b.book.state_hash()
         b.run(limit(5, BUY, 1, 90))
         assert a.book.state_hash() != b.book.state_hash()
+
+    def test_empty_book_hash_is_a_book_without_orders_or_trades(self) -> None:
+        h = Harness()
+        assert h.book.state_hash() == empty_book_hash(7)
+        h.run(limit(1, BUY, 5, 100), stop(2, SELL, 1, 90), CancelOrder(1), CancelOrder(2))
+        assert h.book.state_hash() == empty_book_hash(7)
+        assert empty_book_hash(8) != empty_book_hash(7)
 
     def test_hash_sees_remaining_quantity_and_last_price(self) -> None:
         a, b = Harness(), Harness()

@@ -31,7 +31,8 @@ from schemathesis.specs.openapi.checks import (
 
 from app.main import create_app
 from app.settings import Settings
-from tests.conftest import REDIS_URL, RUN_ID, _admin, _pg_url
+from tests.conftest import PG_ADMIN_URL, REDIS_URL, RUN_ID, _pg_url
+from tests.support.databases import clone_database, drop_database
 from tests.support.trading import ADMIN, add_accounts
 
 CHECKS = [not_a_server_error, status_code_conformance, response_schema_conformance]
@@ -62,7 +63,7 @@ def fuzzed_app(pg_template: str, tmp_path_factory: pytest.TempPathFactory) -> It
     """One app and one database for the module; each test runs the lifespan anew (the
     schemathesis plugin ends it after every test), so state carries over as in production."""
     name = f"ticker_test_{RUN_ID}_fuzz_{uuid.uuid4().hex[:8]}"
-    _admin(f'CREATE DATABASE "{name}" TEMPLATE "{pg_template}"')
+    clone_database(PG_ADMIN_URL, pg_template, name)
     prefix = f"test:{RUN_ID}:{uuid.uuid4().hex[:8]}:"
     workdir: Path = tmp_path_factory.mktemp("fuzz")
     tokens = workdir / "tokens"
@@ -84,7 +85,7 @@ def fuzzed_app(pg_template: str, tmp_path_factory: pytest.TempPathFactory) -> It
         yield create_app(settings)
     finally:
         asgi.shutdown_lifespans()
-        _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        drop_database(PG_ADMIN_URL, name)
         client = redis.Redis.from_url(REDIS_URL)
         try:
             keys = list(client.scan_iter(match=prefix + "*", count=1000))

@@ -192,7 +192,7 @@ class TestCandles:
 
     async def test_unknown_symbol_and_scopes(self, client: httpx.AsyncClient) -> None:
         unknown = await client.get("/candles/NSE:NOPE", headers=READER)
-        assert unknown.status_code == 422
+        assert unknown.status_code == 404
         assert unknown.json()["error"]["code"] == "UNKNOWN_INSTRUMENT"
         assert (await client.get("/candles/NSE:INFY")).status_code == 401
 

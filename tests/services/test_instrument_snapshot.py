@@ -103,6 +103,22 @@ class TestLookups:
             snapshot.resolve(symbol)
         assert caught.value.code == "UNKNOWN_INSTRUMENT"
 
+    def test_a_token_in_digits_stands_for_a_symbol(self, snapshot: RegistrySnapshot) -> None:
+        assert snapshot.lookup("2").symbol == "NSE:TCS"
+        assert snapshot.resolve("10").symbol == "NFO:NIFTY26NOVFUT"
+        for unknown in ("999", "0", "-2", "２", "2.0"):
+            with pytest.raises(UnknownInstrument):
+                snapshot.lookup(unknown)
+
+    def test_digits_are_a_token_before_a_tradingsymbol(self) -> None:
+        numeric = RegistrySnapshot(
+            [inst(1, "NSE", "INFY"), inst(2, "BSE", "1"), inst(3, "BSE", "500")], NOW
+        )
+        assert numeric.lookup("1").symbol == "NSE:INFY"
+        assert numeric.lookup("BSE:1").symbol == "BSE:1"
+        assert numeric.lookup("2").symbol == "BSE:1"
+        assert numeric.lookup("500").symbol == "BSE:500"  # no instrument has token 500
+
     def test_unknown_token(self, snapshot: RegistrySnapshot) -> None:
         with pytest.raises(UnknownInstrument):
             snapshot.instrument(999)

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import select
+
+from app.engine import empty_book_hash
 from app.services.instrument import Instrument
-from app.services.orders import queries
+from app.services.orders.queries import decode_cursor, encode_cursor
 from app.services.orders.router import Registry
 from app.services.orders.service import OrderService
 from app.store.database import Database
+from app.store.journal import trades as trade_rows
 
 
 class MarketDataService:
@@ -65,17 +69,37 @@ class MarketDataService:
             "volume": qty(stats.traded_volume if stats else 0),
             "trade_count": stats.trade_count if stats else 0,
             "last_price": price(last) if last is not None else None,
-            # Canonical hash of the resting book: equal on replicas and after a rebuild.
-            "book_hash": book.state_hash() if book is not None else None,
+            # Canonical hash of the resting book: equal on replicas and after a rebuild (which
+            # makes no book for an instrument with no open order and no trade).
+            "book_hash": book.state_hash() if book is not None else empty_book_hash(token),
         }
 
-    async def trades(self, symbol: str, limit: int) -> dict[str, Any]:
-        instrument = self._instrument(symbol)
-        rows = await queries.recent_trades(self._database, instrument.instrument_token, limit)
-        return render_trades(instrument, rows)
+    async def trades(self, symbol: str, limit: int, cursor: str | None = None) -> dict[str, Any]:
+        return await trade_page(self._database, self._instrument(symbol), limit, cursor)
 
 
-def render_trades(instrument: Instrument, rows: list[Any]) -> dict[str, Any]:
+async def trade_page(
+    database: Database, instrument: Instrument, limit: int, cursor: str | None
+) -> dict[str, Any]:
+    """An instrument's trades, newest first: ``limit`` of them after ``cursor`` (the last
+    trade_id of the previous page; a forged one is 422 ``INVALID_CURSOR``). Trade ids grow
+    with time within an instrument (one shard matches it), so they order the page."""
+    query = select(trade_rows).where(trade_rows.c.instrument_token == instrument.instrument_token)
+    if cursor is not None:
+        (before,) = decode_cursor(cursor, 1)
+        query = query.where(trade_rows.c.trade_id < before)
+    query = query.order_by(trade_rows.c.trade_id.desc()).limit(limit + 1)
+    async with database.engine.connect() as conn:
+        rows = list(await conn.execute(query))
+    more = len(rows) > limit
+    del rows[limit:]
+    next_cursor = encode_cursor(rows[-1].trade_id) if more else None
+    return render_trades(instrument, rows, next_cursor)
+
+
+def render_trades(
+    instrument: Instrument, rows: list[Any], next_cursor: str | None
+) -> dict[str, Any]:
     price, qty = instrument.ticks_to_price, instrument.lots_to_quantity
     return {
         "symbol": instrument.symbol,
@@ -90,5 +114,5 @@ def render_trades(instrument: Instrument, rows: list[Any]) -> dict[str, Any]:
             }
             for row in rows
         ],
-        "next_cursor": None,
+        "next_cursor": next_cursor,
     }

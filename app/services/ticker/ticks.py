@@ -209,8 +209,10 @@ def render(state: InstrumentTicks, instrument: Instrument, depth: DepthIndex) ->
         "symbol": instrument.symbol,
         "instrument_token": state.token,
         "seq": state.seq,
+        # Null both until the instrument changes: a snapshot of an instrument nothing has
+        # happened to yet (since this replica started, beyond today's trades) has no time.
         "timestamp": iso(state.changed_ns),
-        "ts_ns": state.changed_ns,
+        "ts_ns": state.changed_ns or None,
         # Before the first trade the registry's last price stands in (Kite's last_price).
         "ltp": price(ltp)
         if ltp is not None

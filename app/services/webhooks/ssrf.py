@@ -78,10 +78,15 @@ def refusal(address: IPAddress, policy: TargetPolicy) -> str | None:
         address = address.ipv4_mapped
     if address.is_unspecified or address.is_multicast:
         return "an unspecified or multicast address"
+    # The refusals a deployment can lift name the setting that lifts them.
     if address.is_loopback:
-        return None if policy.allow_loopback else "a loopback address"
+        if policy.allow_loopback:
+            return None
+        return "a loopback address (allowed with WEBHOOK_ALLOW_LOOPBACK=true)"
     if address.is_link_local or address.is_private or address in _SHARED:
-        return None if policy.allow_private else "a private or link-local address"
+        if policy.allow_private:
+            return None
+        return "a private or link-local address (allowed with WEBHOOK_ALLOW_PRIVATE_TARGETS=true)"
     if address.is_reserved or not address.is_global:
         return "a reserved address"
     return None

@@ -50,7 +50,9 @@ class TestFields:
                 mode_of(Request("mode", body), None)
 
     def test_instruments_by_symbol_or_token_once_each(self) -> None:
-        request = Request("subscribe", {"symbols": ["NSE:INFY", 408065], "tokens": [408065]})
+        # a token as a number or in digits, as REST paths take it
+        body = {"symbols": ["NSE:INFY", 408065, "408065"], "tokens": [408065]}
+        request = Request("subscribe", body)
         assert [i.symbol for i in instruments(request, SNAPSHOT, 10)] == ["NSE:INFY"]
 
     @pytest.mark.parametrize(

@@ -210,10 +210,15 @@ class TestRender:
 
     def test_before_any_trade_ltp_is_the_registry_price(self) -> None:
         full = render(InstrumentTicks(INFY.instrument_token), INFY, DepthIndex())
-        assert (full["ltp"], full["volume"], full["timestamp"], full["bid"]) == (
-            "1875.4",
-            "0",
-            None,
-            None,
-        )
+        assert (full["ltp"], full["volume"], full["bid"]) == ("1875.4", "0", None)
         assert full["ohlc"] == {"open": None, "high": None, "low": None, "close": None}
+
+    def test_before_any_change_the_tick_has_no_time(self) -> None:
+        """A snapshot of an untouched instrument says so: no time, rather than 1970."""
+        full = render(InstrumentTicks(INFY.instrument_token), INFY, DepthIndex())
+        assert (full["timestamp"], full["ts_ns"], full["last_trade_time"]) == (None, None, None)
+        assert (view(full, Mode.LTP)["timestamp"], view(full, Mode.LTP)["ts_ns"]) == (None, None)
+        state = TickState()
+        state.apply([JournalUnit(orders=[row(1, "buy", 37500, 2)])])
+        changed = render(state.get(INFY.instrument_token), INFY, state.depth)
+        assert (changed["ts_ns"], changed["timestamp"]) == (DAY + 1, "2025-11-20T00:00:00Z")

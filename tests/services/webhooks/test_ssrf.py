@@ -64,6 +64,25 @@ class TestCheckTarget:
         with pytest.raises(InvalidWebhookUrl, match="does not resolve"):
             await check_target("https://no-such-host.invalid/hook", STRICT)
 
+    @pytest.mark.parametrize(
+        ("url", "setting"),
+        [
+            ("http://127.0.0.1:8080/hook", "WEBHOOK_ALLOW_LOOPBACK=true"),
+            ("http://[::1]/hook", "WEBHOOK_ALLOW_LOOPBACK=true"),
+            ("http://10.0.0.1/hook", "WEBHOOK_ALLOW_PRIVATE_TARGETS=true"),
+            ("http://169.254.169.254/", "WEBHOOK_ALLOW_PRIVATE_TARGETS=true"),
+        ],
+    )
+    async def test_a_refusal_names_the_setting_that_lifts_it(self, url: str, setting: str) -> None:
+        with pytest.raises(WebhookTargetForbidden) as caught:
+            await check_target(url, STRICT)
+        assert setting in caught.value.message
+
+    async def test_an_address_no_setting_allows_names_none(self) -> None:
+        with pytest.raises(WebhookTargetForbidden) as caught:
+            await check_target("http://0.0.0.0/hook", STRICT)
+        assert "WEBHOOK_ALLOW" not in caught.value.message
+
     async def test_loopback_when_allowed(self) -> None:
         policy = TargetPolicy(allow_loopback=True)
         target = await check_target("http://localhost:8080/hook?x=1", policy)
