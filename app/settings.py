@@ -14,7 +14,14 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import Field, field_validator, model_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 
 class Environment(StrEnum):
@@ -33,13 +40,40 @@ def _group_config() -> SettingsConfigDict:
     return SettingsConfigDict(populate_by_name=True, extra="ignore", case_sensitive=False)
 
 
+class _AliasOnlyEnv(EnvSettingsSource):
+    """Environment variables by their alias (``DATABASE_URL``) only. ``populate_by_name``
+    would also read variables named after the fields (``URL``, ``LEVEL``, ``FORMAT``, ``DB``,
+    ``LOG``…), which shells set for their own purposes: the README's ``export URL=…`` made
+    every command read it as the database URL."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        for key, env_name, is_complex in self._extract_field_info(field, field_name):
+            value = self.env_vars.get(env_name)
+            if key != field_name and value is not None:
+                return value, key, is_complex
+        return None, field_name, False
+
+
+class _Settings(BaseSettings):
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return init_settings, _AliasOnlyEnv(settings_cls), dotenv_settings, file_secret_settings
+
+
 def _split_csv(value: Any) -> Any:
     if isinstance(value, str):
         return [part.strip() for part in value.split(",") if part.strip()]
     return value
 
 
-class DatabaseSettings(BaseSettings):
+class DatabaseSettings(_Settings):
     model_config = _group_config()
 
     url: str | None = Field(None, alias="DATABASE_URL")
@@ -54,7 +88,7 @@ class DatabaseSettings(BaseSettings):
         return self.url is None or self.url.startswith("sqlite")
 
 
-class RedisSettings(BaseSettings):
+class RedisSettings(_Settings):
     model_config = _group_config()
 
     url: str | None = Field(None, alias="REDIS_URL")
@@ -62,7 +96,7 @@ class RedisSettings(BaseSettings):
     socket_timeout: float = Field(2.0, alias="REDIS_SOCKET_TIMEOUT", gt=0)
 
 
-class AuthSettings(BaseSettings):
+class AuthSettings(_Settings):
     model_config = _group_config()
 
     api_key: str | None = Field(None, alias="API_KEY", repr=False)
@@ -79,7 +113,7 @@ class AuthSettings(BaseSettings):
         )
 
 
-class LogSettings(BaseSettings):
+class LogSettings(_Settings):
     model_config = _group_config()
 
     format: LogFormat = Field(LogFormat.JSON, alias="LOG_FORMAT")
@@ -96,14 +130,14 @@ class LogSettings(BaseSettings):
         return level
 
 
-class RegistrySettings(BaseSettings):
+class RegistrySettings(_Settings):
     model_config = _group_config()
 
     refresh_seconds: float = Field(300.0, alias="INSTRUMENT_REFRESH_SECONDS", gt=0)
     seed_csv: Path | None = Field(None, alias="INSTRUMENTS_SEED_CSV")
 
 
-class OrderSettings(BaseSettings):
+class OrderSettings(_Settings):
     model_config = _group_config()
 
     max_batch_orders: int = Field(500, alias="MAX_BATCH_ORDERS", ge=1, le=10_000)
@@ -116,7 +150,7 @@ class OrderSettings(BaseSettings):
     recent_batches: int = Field(100, alias="RECENT_BATCHES", ge=1, le=1000)
 
 
-class TickerSettings(BaseSettings):
+class TickerSettings(_Settings):
     """WebSocket streams and tick fan-out (README, "Ticker and WebSockets")."""
 
     model_config = _group_config()
@@ -134,7 +168,7 @@ class TickerSettings(BaseSettings):
     flush_interval_ms: float = Field(5.0, alias="TICKER_FLUSH_INTERVAL_MS", ge=0, le=1000)
 
 
-class WebhookSettings(BaseSettings):
+class WebhookSettings(_Settings):
     model_config = _group_config()
 
     max_endpoints_per_account: int = Field(
@@ -160,7 +194,7 @@ class Role(StrEnum):
     MATCHER = "matcher"
 
 
-class ClusterSettings(BaseSettings):
+class ClusterSettings(_Settings):
     """Scale-out: which role this process plays (README, "Scaling out")."""
 
     model_config = _group_config()
@@ -179,7 +213,7 @@ class ClusterSettings(BaseSettings):
         return self
 
 
-class Settings(BaseSettings):
+class Settings(_Settings):
     """Everything the service can be told. Groups: db, redis, auth, log, registry."""
 
     model_config = SettingsConfigDict(populate_by_name=True, extra="ignore", case_sensitive=False)

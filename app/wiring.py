@@ -35,13 +35,25 @@ from app.services.webhooks.dispatcher import DispatchConfig, Dispatcher
 from app.services.webhooks.endpoints import WebhookService
 from app.services.webhooks.outbox import OutboxWriter
 from app.services.webhooks.ssrf import TargetPolicy
-from app.settings import Settings
+from app.settings import Role, Settings
+from app.store.claims import FileClaim, describe_holder, sqlite_file
 from app.store.database import Database
 from app.store.instruments import InstrumentStore
 from app.store.migrate import migrate
 from app.store.redis import RedisStore
 
 log = logging.getLogger(__name__)
+
+
+def claim_journal_file(settings: Settings) -> FileClaim | None:
+    """``ROLE=all`` on SQLite: lock the file beside the database, or raise ``JournalClaimed``
+    naming the holder. None where the claim is not a file (PostgreSQL: ``app.roles``)."""
+    if settings.cluster.role is not Role.ALL:
+        return None
+    path = sqlite_file(settings.db.url, settings.db.data_dir)
+    if path is None:
+        return None
+    return FileClaim.acquire(path.resolve(), describe_holder(settings.cluster.instance_id))
 
 
 async def open_database(settings: Settings, *, startup_timeout: float | None = None) -> Database:
@@ -67,8 +79,9 @@ async def open_database(settings: Settings, *, startup_timeout: float | None = N
 
 
 def build_auth(settings: Settings, metrics: Metrics) -> AuthService:
-    """The key store. In development with no key at all, first create one and print it once
-    (only its digest is stored): ``make run`` relies on this line to show the user a key."""
+    """The key store. In development with no key at all, first create one and print it:
+    ``make run`` relies on this line to show the user a key. The file keeps the key itself
+    (development only), so ``ticker-service keys show-dev`` can print it again."""
     auth = settings.auth
     if not settings.is_production and not auth.api_key and not auth.has_key_files():
         try:
@@ -77,6 +90,7 @@ def build_auth(settings: Settings, metrics: Metrics) -> AuthService:
                 account=DEVELOPMENT_ACCOUNT,
                 scopes=ALL_SCOPES,
                 name=DEVELOPMENT_ACCOUNT,
+                keep_plain=True,
             )
         except (OSError, KeyFileError) as exc:
             log.error("could not create a development API key in %s: %s", auth.tokens_dir, exc)
@@ -84,8 +98,8 @@ def build_auth(settings: Settings, metrics: Metrics) -> AuthService:
             register_secret(created.key)
             print(f"development API key: {created.key}", flush=True)
             print(
-                f"  (account {DEVELOPMENT_ACCOUNT!r}, all scopes; shown once: only its SHA-256 "
-                f"is kept, in {created.path})",
+                f"  (account {DEVELOPMENT_ACCOUNT!r}, all scopes; kept in {created.path}: "
+                "`ticker-service keys show-dev` prints it again)",
                 flush=True,
             )
     return AuthService(

@@ -1,12 +1,21 @@
 from __future__ import annotations
 
+import argparse
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from app.services.keys import (
+    ALL_SCOPES,
+    DEVELOPMENT_ACCOUNT,
+    CreatedKey,
+    create_key_file,
+)
 from tests.conftest import PG_ADMIN_URL
 
 
@@ -49,6 +58,32 @@ class TestServeRefusal:
         assert "PORT" in result.stderr
 
 
+class TestHelp:
+    def test_every_command_has_an_example(
+        self, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        from app.cli import build_parser
+
+        def commands(parser: argparse.ArgumentParser, words: tuple[str, ...] = ()) -> list[Any]:
+            found = [words]
+            for action in parser._actions:
+                if isinstance(action, argparse._SubParsersAction):
+                    for name, child in action.choices.items():
+                        found += commands(child, (*words, name))
+            return found
+
+        every = commands(build_parser())
+        assert ("keys", "show-dev") in every
+        assert len(every) >= 9  # the walk itself must not silently find nothing
+        for words in every:
+            with pytest.raises(SystemExit) as exited:
+                run_main(*words, "--help", env={}, monkeypatch=monkeypatch, capsys=capsys)
+            assert exited.value.code == 0
+            out = capsys.readouterr().out
+            example = out.partition("\nexample:\n")[2]
+            assert f"ticker-service {' '.join(words)}".strip() in example, (words, out)
+
+
 class TestMigrate:
     def test_migrates_sqlite(self, tmp_path: Path) -> None:
         env = base_env(tmp_path) | {"DATA_DIR": str(tmp_path / "data")}
@@ -56,6 +91,19 @@ class TestMigrate:
         assert result.returncode == 0, result.stderr
         assert "database at revision" in result.stdout
         assert (tmp_path / "data" / "ticker.db").exists()
+
+    def test_prints_its_result_without_alembic_log_lines(self, tmp_path: Path) -> None:
+        env = base_env(tmp_path) | {"DATA_DIR": str(tmp_path / "data"), "LOG_FORMAT": "json"}
+        result = run_cli("migrate", env=env, cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+        assert result.stderr == ""
+        assert re.fullmatch(r"database at revision \w+\n", result.stdout)
+
+    def test_log_level_debug_still_shows_them(self, tmp_path: Path) -> None:
+        env = base_env(tmp_path) | {"DATA_DIR": str(tmp_path / "data"), "LOG_LEVEL": "DEBUG"}
+        result = run_cli("migrate", env=env, cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+        assert "alembic.runtime.migration" in result.stderr
 
     def test_migrates_postgres(self, tmp_path: Path, pg_url: str) -> None:
         env = base_env(tmp_path) | {"DATABASE_URL": pg_url}
@@ -155,3 +203,63 @@ class TestKeys:
         assert code == 1
         assert "cannot write" in err
         assert out == ""
+
+
+def development_key_file(tokens: Path) -> CreatedKey:
+    """The key file the service creates on its first start in development."""
+    return create_key_file(
+        tokens, account=DEVELOPMENT_ACCOUNT, scopes=ALL_SCOPES, name=DEVELOPMENT_ACCOUNT,
+        keep_plain=True,
+    )  # fmt: skip
+
+
+class TestKeysShowDev:
+    def test_prints_the_key_the_service_created(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        tokens = tmp_path / "tokens"
+        created = development_key_file(tokens)
+        env = {"TOKENS_DIR": str(tokens)}
+        code, out, err = run_main(
+            "keys", "show-dev", env=env, monkeypatch=monkeypatch, capsys=capsys
+        )
+        assert (code, out, err) == (0, created.key + "\n", "")
+
+    def test_refuses_in_production(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        tokens = tmp_path / "tokens"
+        created = development_key_file(tokens)
+        env = {"TOKENS_DIR": str(tokens), "ENVIRONMENT": "production"}
+        code, out, err = run_main(
+            "keys", "show-dev", env=env, monkeypatch=monkeypatch, capsys=capsys
+        )
+        assert code == 2
+        assert out == ""
+        assert created.key not in err
+        [line] = err.splitlines()
+        assert "for development only" in line
+
+    def test_says_what_to_do_without_a_printable_key(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        from app.services.keys import ALL_SCOPES, DEVELOPMENT_ACCOUNT, create_key_file
+
+        tokens = tmp_path / "tokens"
+        env = {"TOKENS_DIR": str(tokens)}
+        code, out, err = run_main(
+            "keys", "show-dev", env=env, monkeypatch=monkeypatch, capsys=capsys
+        )
+        assert (code, out) == (1, "")
+        assert "no development key in" in err
+        assert "make run" in err
+        # A file from before the key was kept: only its digest, which cannot be shown.
+        create_key_file(
+            tokens, account=DEVELOPMENT_ACCOUNT, scopes=ALL_SCOPES, name=DEVELOPMENT_ACCOUNT
+        )
+        code, out, err = run_main(
+            "keys", "show-dev", env=env, monkeypatch=monkeypatch, capsys=capsys
+        )
+        assert (code, out) == (1, "")
+        assert "holds only the key's SHA-256" in err
+        assert "delete the file and restart" in err

@@ -54,6 +54,17 @@ class TestSettings:
         assert settings.cors_origins == ["https://a.example", "https://b.example"]
         assert settings.port == 9000
 
+    def test_ignores_variables_named_after_fields(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        # Shells set these for their own purposes (the README exports URL for curl).
+        for name, value in {"URL": "http://127.0.0.1:8000", "LEVEL": "chatty", "DB": "x"}.items():
+            monkeypatch.setenv(name, value)
+        settings = Settings()
+        assert settings.db.url is None
+        assert settings.redis.url is None
+        assert settings.log.level == "INFO"
+        # Code still builds groups by field name.
+        assert Settings(db={"url": "postgresql://db/t"}).db.url == "postgresql://db/t"
+
     def test_rejects_unknown_log_level(self, monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setenv("LOG_LEVEL", "chatty")
         with pytest.raises(ValueError, match="unknown log level"):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import logging
+import operator
 import re
 import time
 from collections.abc import Sequence
@@ -19,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from app.errors import ImportFileInvalid
 from app.store.instruments import DECIMAL_PRECISION, DECIMAL_SCALE, InstrumentStore
@@ -46,6 +47,19 @@ _CODE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.&\-]*")
 # Kite index names have inner spaces ("NIFTY 50"); ':' would break EXCHANGE:TRADINGSYMBOL.
 _SYMBOL = re.compile(r"[A-Za-z0-9&][A-Za-z0-9_.&\- ]*")
 _MAX_TOKEN = 2**63 - 1
+#: Rows between two progress reports: rare enough to cost nothing per row (a counter test),
+#: often enough for a bar that moves several times a second.
+PROGRESS_EVERY = 2048
+
+
+class ImportProgress(Protocol):
+    """What an import tells its caller while it runs (the CLI draws a bar or prints lines)."""
+
+    def phase(self, name: str, total: int | None) -> None:
+        """A new phase begins (``checking`` rows, ``writing`` them); ``total`` when known."""
+
+    def advance(self, done: int) -> None:
+        """``done`` units of the current phase are finished."""
 
 
 class RowError(ValueError):
@@ -122,7 +136,7 @@ def parse_row(fields: Sequence[str]) -> dict[str, Any]:
     """One record, its fields in ``COLUMNS`` order, as a table row; raises ``RowError``
     naming the first problem."""
     (token, exchange_token, symbol, name, last_price, expiry, strike, tick, lot, itype, segment,
-     exchange) = (field.strip() for field in fields)  # fmt: skip
+     exchange) = map(str.strip, fields)  # fmt: skip
     if len(name) > 200:
         raise RowError("name is longer than 200 characters")
     return {
@@ -145,20 +159,33 @@ class InstrumentImporter:
     def __init__(self, *, store: InstrumentStore) -> None:
         self._store = store
 
-    async def import_csv(self, path: Path, *, delist_missing: bool = False) -> ImportReport:
+    async def import_csv(
+        self,
+        path: Path,
+        *,
+        delist_missing: bool = False,
+        progress: ImportProgress | None = None,
+    ) -> ImportReport:
         try:
             with path.open(encoding="utf-8-sig", newline="") as handle:
                 content = handle.read()
         except (OSError, UnicodeDecodeError) as exc:
             raise ImportFileInvalid(f"cannot read {path}: {exc}") from None
-        return await self.import_text(content, source=str(path), delist_missing=delist_missing)
+        return await self.import_text(
+            content, source=str(path), delist_missing=delist_missing, progress=progress
+        )
 
     async def import_text(
-        self, content: str, *, source: str = "<text>", delist_missing: bool = False
+        self,
+        content: str,
+        *,
+        source: str = "<text>",
+        delist_missing: bool = False,
+        progress: ImportProgress | None = None,
     ) -> ImportReport:
         started = time.perf_counter()
         report = ImportReport(source=source)
-        rows, present = self._parse(content, report)
+        rows, present = self._parse(content, report, progress)
         if delist_missing and not rows:
             raise ImportFileInvalid(
                 f"{source} has no valid rows; refusing to delist every instrument"
@@ -190,6 +217,8 @@ class InstrumentImporter:
                 for token, (_, _, status) in existing.items()
                 if token not in present and status != "delisted"
             ]
+        if progress is not None:
+            progress.phase("writing", None)  # one COPY and upsert: nothing to count inside
         await self._store.apply_import(accepted, delist=delist, now=datetime.now(UTC))
         report.delisted = len(delist)
         report.rejected.sort(key=lambda rejected: rejected.line)
@@ -208,7 +237,7 @@ class InstrumentImporter:
 
     @staticmethod
     def _parse(
-        content: str, report: ImportReport
+        content: str, report: ImportReport, progress: ImportProgress | None = None
     ) -> tuple[list[tuple[int, dict[str, Any]]], set[int]]:
         reader = csv.reader(io.StringIO(content, newline=""))
         header = [name.strip() for name in next(reader, [])]
@@ -218,9 +247,14 @@ class InstrumentImporter:
                 f"{report.source}: missing column(s) {', '.join(missing)}; "
                 f"expected the Kite Connect header {','.join(COLUMNS)}"
             )
+        if progress is not None:
+            # Lines, less the header: exact unless a quoted field spans lines, which only
+            # makes the estimate of the time left a little long.
+            progress.phase("checking", max(content.count("\n") - 1, 0))
         width = len(header)
         positions = [header.index(column) for column in COLUMNS]
         token_at = positions[0]
+        pick = operator.itemgetter(*positions)  # the record's fields in COLUMNS order
         rows: list[tuple[int, dict[str, Any]]] = []
         present: set[int] = set()
         token_lines: dict[int, int] = {}
@@ -230,13 +264,15 @@ class InstrumentImporter:
             if not record:
                 continue
             report.rows += 1
+            if progress is not None and not report.rows % PROGRESS_EVERY:
+                progress.advance(report.rows)
             try:
                 if len(record) != width:
                     raise RowError(f"expected {width} fields, found {len(record)}")
                 raw_token = record[token_at].strip()
                 if raw_token.isascii() and raw_token.isdigit():
                     present.add(int(raw_token))
-                row = parse_row([record[at] for at in positions])
+                row = parse_row(pick(record))
                 key = (row["exchange"], row["tradingsymbol"])
                 if row["instrument_token"] in token_lines:
                     first = token_lines[row["instrument_token"]]
@@ -249,6 +285,8 @@ class InstrumentImporter:
             token_lines[row["instrument_token"]] = line
             symbol_lines[key] = line
             rows.append((line, row))
+        if progress is not None:
+            progress.advance(report.rows)
         return rows, present
 
     async def seed_if_empty(self, path: Path) -> ImportReport | None:

@@ -202,8 +202,11 @@ def create_key_file(
     scopes: frozenset[Scope],
     rate_limit: float | None = None,
     name: str | None = None,
+    keep_plain: bool = False,
 ) -> CreatedKey:
-    """Write a new key file (mode 0600) holding only the key's digest; return the key."""
+    """Write a new key file (mode 0600) holding the key's digest, or with ``keep_plain`` the
+    key itself (the development key, so that ``keys show-dev`` can print it again); return
+    the key."""
     validate_account(account)
     if rate_limit is not None and not rate_limit > 0:
         raise KeyFileError("rate limit must be a positive number")
@@ -212,8 +215,8 @@ def create_key_file(
     body: dict[str, Any] = {
         "account": account,
         "scopes": sorted(scope.value for scope in scopes),
-        "key_sha256": key_sha256,
     }
+    body.update({"key": key} if keep_plain else {"key_sha256": key_sha256})
     if rate_limit is not None:
         body["rate_limit"] = rate_limit
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -232,3 +235,33 @@ def create_key_file(
         temporary.unlink(missing_ok=True)
     api_key = ApiKey(account, frozenset(scopes), key_sha256, rate_limit, source=path.name)
     return CreatedKey(key, api_key, path)
+
+
+def development_key_path(directory: Path) -> Path:
+    return directory / f"{DEVELOPMENT_ACCOUNT}.json"
+
+
+def read_development_key(directory: Path) -> str:
+    """The development key kept in ``TOKENS_DIR/development.json``; ``KeyFileError`` saying
+    what to do when there is none to print."""
+    path = development_key_path(directory)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise KeyFileError(
+            f"no development key in {path}: the service creates one on its first start "
+            "in development when no key is configured (make run)"
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise KeyFileError(f"cannot read {path} ({type(exc).__name__})") from None
+    try:
+        loaded = parse_key_file(text, source=path.name)
+    except KeyFileError as exc:
+        raise KeyFileError(f"{path}: {exc}") from None
+    if loaded.plain is None:
+        # Files written before the development key was kept hold only its digest.
+        raise KeyFileError(
+            f"{path} holds only the key's SHA-256, so the key cannot be shown again; "
+            "delete the file and restart the service to get a new development key"
+        )
+    return loaded.plain

@@ -38,6 +38,7 @@ from app.routes import (
 )
 from app.routes.responses import OrjsonResponse
 from app.services.auth import ALL_SCOPES, Scope, digest
+from app.services.keys import read_development_key
 from app.settings import Settings
 
 ALL_KEY = "test-admin-key-0123456789"  # tests/conftest.py make_settings
@@ -334,8 +335,9 @@ class TestDevelopmentKey:
             assert response.status_code == 200
         stored = tokens_dir / "development.json"
         assert stat.S_IMODE(stored.stat().st_mode) == 0o600
-        assert key not in stored.read_text()
-        assert json.loads(stored.read_text())["key_sha256"] == digest(key)
+        # Kept (development only) so that `ticker-service keys show-dev` can print it again.
+        assert json.loads(stored.read_text())["key"] == key
+        assert read_development_key(tokens_dir) == key
 
         async with running_with_probe(settings) as (_app, client):
             assert "development API key" not in capsys.readouterr().out
