@@ -18,6 +18,9 @@ from app.services.orders.recovery import RecoveredState
 TradeHook = Callable[[int, Trade], None]
 
 
+FINISHED_KEPT = 10_000  # far more than finish while one batch reads the journal
+
+
 class LiveBooks:
     def __init__(self, on_trade: TradeHook) -> None:
         self._on_trade = on_trade
@@ -25,6 +28,9 @@ class LiveBooks:
         self.books: dict[int, OrderBook] = {}
         self.book_seq: dict[int, int] = {}  # the last event seq each book emitted
         self.records: dict[int, OrderRecord] = {}  # live orders (and those being finished)
+        # The orders that finished last, newest last: a batch that repeats one's
+        # client_order_id finds it here even while the journal has not committed it yet.
+        self.finished: dict[int, OrderRecord] = {}
         self._by_account: dict[str, set[int]] = {}
         self._client_ids: dict[tuple[str, str], int] = {}
         self._last_order_id = 0
@@ -38,6 +44,7 @@ class LiveBooks:
         }
         self.book_seq = dict.fromkeys(self.books, state.last_seq)
         self.records = state.records
+        self.finished = {}
         self._by_account = {}
         for record in state.records.values():
             self._by_account.setdefault(record.account, set()).add(record.order_id)
@@ -104,6 +111,9 @@ class LiveBooks:
             unit.orders.append(record.to_row())
             if not record.live:
                 self.records.pop(record.order_id, None)
+                self.finished[record.order_id] = record
+                if len(self.finished) > FINISHED_KEPT:
+                    del self.finished[next(iter(self.finished))]
                 mine = self._by_account.get(record.account)
                 if mine is not None:
                     mine.discard(record.order_id)

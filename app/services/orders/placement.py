@@ -67,9 +67,21 @@ class Placement:
         results: list[dict[str, Any] | None] = [None] * len(items)
         prepared: list[_Prepared] = []
         codes: Counter[str] = Counter()
+        seen: set[str] = set()
         for index, item in enumerate(items):
             try:
-                prepared.append(self._prepare(account, index, item, len(prepared)))
+                ready = self._prepare(account, index, item, len(prepared))
+                cid = ready.request.client_order_id
+                if cid is not None:
+                    # Decided here, before the atomic gate: an atomic batch that repeats a
+                    # client_order_id places nothing.
+                    if cid in seen:
+                        raise OrderInvalid(
+                            "DUPLICATE_CLIENT_ORDER_ID",
+                            "client_order_id repeats an earlier order of this batch",
+                        )
+                    seen.add(cid)
+                prepared.append(ready)
             except (OrderInvalid, RiskReject, AppError) as exc:
                 cid = item.get("client_order_id") if isinstance(item, dict) else None
                 code = getattr(exc, "code", "VALIDATION_ERROR")
@@ -91,27 +103,26 @@ class Placement:
         live = self._live
         unit = JournalUnit()
         touched: dict[int, OrderRecord] = {}
-        seen: set[str] = set()
         placed: list[tuple[_Prepared, OrderRecord]] = []
         for p in prepared:
             cid = p.request.client_order_id
-            if cid is not None:
-                if cid in seen:
+            existing = None if cid is None else live.by_client_id(account, cid)
+            if existing is not None:  # a resubmission: the original, unchanged
+                record = (
+                    live.records.get(existing) or live.finished.get(existing) or known.get(existing)
+                )
+                if record is None:
+                    # Finished and forgotten while the batch read the journal: a new order
+                    # would repeat the id, and the journal's unique key would fail the
+                    # whole commit group. The client resends and reads the original.
                     results[p.index] = render_reject(
-                        p.index,
-                        cid,
-                        "DUPLICATE_CLIENT_ORDER_ID",
-                        "client_order_id repeats an earlier order of this batch",
-                    )
-                    codes["DUPLICATE_CLIENT_ORDER_ID"] += 1
+                        p.index, cid, "CLIENT_ORDER_ID_BUSY", "the order with this "
+                        "client_order_id changed while this request ran: send it again",
+                    )  # fmt: skip
+                    codes["CLIENT_ORDER_ID_BUSY"] += 1
                     continue
-                seen.add(cid)
-                existing = live.by_client_id(account, cid)
-                if existing is not None:
-                    record = live.records.get(existing) or known.get(existing)
-                    if record is not None:  # a resubmission: the original, unchanged
-                        placed.append((p, record))
-                        continue
+                placed.append((p, record))
+                continue
             record = self._new_record(account, batch_id, p, now)
             unit.created.add(record.order_id)
             placed.append((p, record))

@@ -199,8 +199,10 @@ class OrderService:
             cid = item.get("client_order_id") if isinstance(item, dict) else None
             if isinstance(cid, str):
                 order_id = self._live.by_client_id(account, cid)
-                if order_id is not None and order_id not in self._live.records:
-                    wanted.append(order_id)
+                live = self._live
+                if order_id is None or order_id in live.records or order_id in live.finished:
+                    continue
+                wanted.append(order_id)
         if not wanted:
             return {}
         return await queries.order_records(self._database, account, wanted)
