@@ -45,7 +45,12 @@ class ReplyListener:
         self._waiting.pop(command_id, None)
 
     async def run(self) -> None:
-        last = "$"
+        # From the stream's start, not "$": "$" means "after whatever is newest when this read
+        # is issued", so a reply that arrived before the first read, or between a read that
+        # timed out and the next one, would be lost and its request would end SHARD_TIMEOUT.
+        # What is already there (at most REPLY_MAXLEN, left by a process with the same
+        # instance id) is read once and ignored: nobody waits for it.
+        last = "0-0"
         while True:
             try:
                 response: Any = await self._redis.client.xread(
