@@ -6,7 +6,21 @@ one place to check names against.
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    ProcessCollector,
+    Summary,
+)
+
+# The HTTP series keep the names, labels, help texts and buckets that
+# prometheus-fastapi-instrumentator's default set had: alerts and dashboards read them.
+_LATENCY_HIGHR_BUCKETS = (
+    *(0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 1.5, 2, 2.5, 3, 3.5, 4, 4.5, 5),
+    *(7.5, 10, 30, 60, float("inf")),
+)
 
 
 class Metrics:
@@ -28,6 +42,7 @@ class Metrics:
             ["dependency"],
             registry=r,
         )
+        self.http = HttpMetrics(r)
         self.auth_failures = Counter(
             "ticker_auth_failures_total",
             "Requests refused by authentication or authorisation",
@@ -169,3 +184,77 @@ class Metrics:
             "Webhook messages written to the outbox (one per event per endpoint)",
             registry=r,
         )
+
+
+class HttpMetrics:
+    """``http_requests_total{method,status,handler}`` and its companions, recorded by
+    ``observe``: from the instrumentator's hook for the FastAPI routes, directly by the order
+    routes' lean path. Label children are cached: ``labels()`` takes a lock and a dict
+    lookup per metric, which adds up on the order path."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        r = registry
+        self.requests = Counter(
+            "http_requests_total",
+            "Total number of requests by method, status and handler.",
+            ["method", "status", "handler"],
+            registry=r,
+        )
+        self.request_size = Summary(
+            "http_request_size_bytes",
+            "Content length of incoming requests by handler. Only value of header is "
+            "respected. Otherwise ignored. No percentile calculated. ",
+            ["handler"],
+            registry=r,
+        )
+        self.response_size = Summary(
+            "http_response_size_bytes",
+            "Content length of outgoing responses by handler. Only value of header is "
+            "respected. Otherwise ignored. No percentile calculated. ",
+            ["handler"],
+            registry=r,
+        )
+        self.latency_highr = Histogram(
+            "http_request_duration_highr_seconds",
+            "Latency with many buckets but no API specific labels. Made for more accurate "
+            "percentile calculations. ",
+            buckets=_LATENCY_HIGHR_BUCKETS,
+            registry=r,
+        )
+        self.latency = Histogram(
+            "http_request_duration_seconds",
+            "Latency with only few buckets by handler. Made to be only used if aggregation "
+            "by handler is important. ",
+            ["method", "handler"],
+            buckets=(0.1, 0.5, 1, float("inf")),
+            registry=r,
+        )
+        self._by_route: dict[tuple[str, str, str], tuple[Counter, Histogram]] = {}
+        self._by_handler: dict[str, tuple[Summary, Summary]] = {}
+
+    def observe(
+        self,
+        method: str,
+        status: str,
+        handler: str,
+        *,
+        request_bytes: int,
+        response_bytes: int,
+        seconds: float,
+    ) -> None:
+        route = self._by_route.get((method, status, handler))
+        if route is None:
+            route = (
+                self.requests.labels(method, status, handler),
+                self.latency.labels(method, handler),
+            )
+            self._by_route[(method, status, handler)] = route
+        sizes = self._by_handler.get(handler)
+        if sizes is None:
+            sizes = (self.request_size.labels(handler), self.response_size.labels(handler))
+            self._by_handler[handler] = sizes
+        route[0].inc()
+        route[1].observe(seconds)
+        sizes[0].observe(request_bytes)
+        sizes[1].observe(response_bytes)
+        self.latency_highr.observe(seconds)

@@ -3,11 +3,14 @@
 Covers our ``AppError`` tree, FastAPI's own 404/405/422, values the database refuses (a 422:
 they came from the request), a database that does not answer (503) and anything unexpected
 (a 500 with no internals; the traceback goes to the log with the request id).
+``render_error`` is the same mapping for the order routes' lean path, which FastAPI's
+exception handling never sees.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -101,11 +104,29 @@ async def _unexpected(request: Request, exc: Exception) -> OrjsonResponse:
     return OrjsonResponse(error_body("INTERNAL_ERROR", "internal error"), status_code=500)
 
 
+Handler = Callable[[Request, Exception], Awaitable[OrjsonResponse]]
+
+_HANDLERS: tuple[tuple[type[Exception], Handler], ...] = (
+    (AppError, _app_error),
+    (StarletteHTTPException, _http_error),
+    (RequestValidationError, _validation_error),
+    (DataError, _data_error),
+    (OperationalError, _database_unavailable),
+    (InterfaceError, _database_unavailable),
+    (PoolTimeout, _database_unavailable),
+)
+
+
 def install_error_handlers(app: FastAPI) -> None:
-    app.add_exception_handler(AppError, _app_error)
-    app.add_exception_handler(StarletteHTTPException, _http_error)
-    app.add_exception_handler(RequestValidationError, _validation_error)
-    app.add_exception_handler(DataError, _data_error)
-    for unavailable in (OperationalError, InterfaceError, PoolTimeout):
-        app.add_exception_handler(unavailable, _database_unavailable)
+    for error, handler in _HANDLERS:
+        app.add_exception_handler(error, handler)
     app.add_exception_handler(Exception, _unexpected)
+
+
+async def render_error(request: Request, exc: Exception) -> tuple[OrjsonResponse, bool]:
+    """The response for ``exc``, as the handlers above render it, and whether it was
+    unexpected (a 500, which the server should also see raised)."""
+    for error, handler in _HANDLERS:
+        if isinstance(exc, error):
+            return await handler(request, exc), False
+    return await _unexpected(request, exc), True
