@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from app.services.instrument import Instrument
 from app.store.database import Database
 from app.store.migrate import migrate
 
@@ -78,3 +80,21 @@ def instrument_rows(
     count: int, *, start: int = 1000, prefix: str = "SYM", **overrides: Any
 ) -> list[str]:
     return [csv_row(start + n, f"{prefix}{n:05d}", **overrides) for n in range(count)]
+
+
+def future(tick: str = "0.05", lot: str = "25", token: int = 1) -> Instrument:
+    """A futures contract on the given grid, for tests that need no registry."""
+    return Instrument.create(
+        instrument_token=token,
+        exchange_token=token,
+        exchange="NFO",
+        tradingsymbol=f"TEST{token}",
+        name="TEST",
+        instrument_type="FUT",
+        segment="NFO-FUT",
+        tick_size=Decimal(tick),
+        lot_size=Decimal(lot),
+        expiry=None,
+        strike=Decimal(0),
+        last_price=Decimal("100"),
+    )

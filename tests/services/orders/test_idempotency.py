@@ -234,27 +234,7 @@ class TestClientOrderIdResubmission:
         self, settings: Settings
     ) -> None:
         async with serving_orders(settings) as orders:
-            done = await orders.place_batch(
-                "a", batch_body(order("buy", "1", "1875", client_order_id="done"))
-            )
-            await orders.cancel_order("a", int(done["results"][0]["order_id"]))
-            live = await orders.place_batch(
-                "a", batch_body(order("buy", "1", "1875", client_order_id="live"))
-            )
-            live_id = int(live["results"][0]["order_id"])
-            # "done" is finished, so this batch first reads it from the journal (an await);
-            # "live" is cancelled meanwhile.
-            resubmit = asyncio.get_running_loop().create_task(
-                orders.place_batch(
-                    "a",
-                    batch_body(
-                        order("buy", "1", "1875", client_order_id="done"),
-                        order("buy", "1", "1875", client_order_id="live"),
-                    ),
-                )
-            )
-            await asyncio.sleep(0)
-            await orders.cancel_order("a", live_id)
+            live_id, resubmit = await _resubmit_while_one_finishes(orders)
             outcome = await asyncio.gather(resubmit, return_exceptions=True)
             await _recovered(orders)
         (response,) = outcome
@@ -270,24 +250,7 @@ class TestClientOrderIdResubmission:
         with a retryable code, never placed twice, and the journal stays up."""
         monkeypatch.setattr(books, "FINISHED_KEPT", 0)
         async with serving_orders(settings) as orders:
-            done = await orders.place_batch(
-                "a", batch_body(order("buy", "1", "1875", client_order_id="done"))
-            )
-            await orders.cancel_order("a", int(done["results"][0]["order_id"]))
-            live = await orders.place_batch(
-                "a", batch_body(order("buy", "1", "1875", client_order_id="live"))
-            )
-            resubmit = asyncio.get_running_loop().create_task(
-                orders.place_batch(
-                    "a",
-                    batch_body(
-                        order("buy", "1", "1875", client_order_id="done"),
-                        order("buy", "1", "1875", client_order_id="live"),
-                    ),
-                )
-            )
-            await asyncio.sleep(0)
-            await orders.cancel_order("a", int(live["results"][0]["order_id"]))
+            _, resubmit = await _resubmit_while_one_finishes(orders)
             response = await resubmit
             assert orders.journal.available
             again = await orders.place_batch(
@@ -297,6 +260,33 @@ class TestClientOrderIdResubmission:
         assert response["results"][0]["created"] is False
         assert again["results"][0]["status"] == "cancelled"
         assert again["results"][0]["created"] is False
+
+
+async def _resubmit_while_one_finishes(
+    orders: OrderService,
+) -> tuple[int, asyncio.Task[dict[str, Any]]]:
+    """A batch resubmits "done" (finished, so it is first read from the journal: an await)
+    and "live", which is cancelled during that await. Returns live's id and the batch."""
+    done = await orders.place_batch(
+        "a", batch_body(order("buy", "1", "1875", client_order_id="done"))
+    )
+    await orders.cancel_order("a", int(done["results"][0]["order_id"]))
+    live = await orders.place_batch(
+        "a", batch_body(order("buy", "1", "1875", client_order_id="live"))
+    )
+    live_id = int(live["results"][0]["order_id"])
+    resubmit = asyncio.get_running_loop().create_task(
+        orders.place_batch(
+            "a",
+            batch_body(
+                order("buy", "1", "1875", client_order_id="done"),
+                order("buy", "1", "1875", client_order_id="live"),
+            ),
+        )
+    )
+    await asyncio.sleep(0)
+    await orders.cancel_order("a", live_id)
+    return live_id, resubmit
 
 
 async def _recovered(orders: OrderService) -> None:

@@ -4,7 +4,6 @@ pydantic models that document the same shapes."""
 
 from __future__ import annotations
 
-from decimal import Decimal
 from enum import StrEnum
 from typing import Any, get_args
 
@@ -13,7 +12,7 @@ import pytest
 
 from app.engine import OrderType, SelfTradePrevention, Side, TimeInForce
 from app.errors import AppError, BadRequest, InstrumentError, PayloadTooLarge, ValidationFailed
-from app.services.instrument import MAX_UNITS, Instrument
+from app.services.instrument import MAX_UNITS
 from app.services.orders.requests import (
     MAX_CLIENT_ORDER_ID,
     OrderIn,
@@ -22,6 +21,7 @@ from app.services.orders.requests import (
     parse_batch,
     parse_order,
 )
+from tests.support.instruments import future
 
 
 def limit(**extra: Any) -> dict[str, Any]:
@@ -34,23 +34,6 @@ def reject_code(item: Any) -> str:
     with pytest.raises(OrderInvalid) as caught:
         parse_order(item)
     return caught.value.code
-
-
-def instrument(tick: str = "0.05", lot: str = "25") -> Instrument:
-    return Instrument.create(
-        instrument_token=1,
-        exchange_token=1,
-        exchange="NFO",
-        tradingsymbol="TESTFUT",
-        name="TEST",
-        instrument_type="FUT",
-        segment="NFO-FUT",
-        tick_size=Decimal(tick),
-        lot_size=Decimal(lot),
-        expiry=None,
-        strike=Decimal(0),
-        last_price=Decimal("100"),
-    )
 
 
 class TestParseOrder:
@@ -283,12 +266,12 @@ class TestDecimalGrid:
         [("100", 2000), ("100.05", 2001), ("100.050000", 2001), ("0.05", 1), ("007.5", 150)],
     )
     def test_prices_on_the_tick_grid(self, text: str, ticks: int) -> None:
-        assert instrument().price_to_ticks(text) == ticks
+        assert future().price_to_ticks(text) == ticks
 
     @pytest.mark.parametrize("text", ["100.03", "100.051", "0.01"])
     def test_prices_off_the_tick_grid(self, text: str) -> None:
         with pytest.raises(InstrumentError) as caught:
-            instrument().price_to_ticks(text)
+            future().price_to_ticks(text)
         assert caught.value.code == "INVALID_TICK_SIZE"
 
     @pytest.mark.parametrize(
@@ -316,42 +299,42 @@ class TestDecimalGrid:
     )
     def test_prices_that_are_not_plain_positive_decimals(self, text: str) -> None:
         with pytest.raises(InstrumentError) as caught:
-            instrument().price_to_ticks(text)
+            future().price_to_ticks(text)
         assert caught.value.code == "INVALID_PRICE"
 
     def test_a_price_too_large_for_the_engine(self) -> None:
-        assert instrument(tick="1").price_to_ticks(str(MAX_UNITS - 1)) == MAX_UNITS - 1
+        assert future(tick="1").price_to_ticks(str(MAX_UNITS - 1)) == MAX_UNITS - 1
         with pytest.raises(InstrumentError) as caught:
-            instrument(tick="1").price_to_ticks(str(MAX_UNITS))
+            future(tick="1").price_to_ticks(str(MAX_UNITS))
         assert caught.value.code == "INVALID_PRICE"
 
     @pytest.mark.parametrize(("text", "lots"), [("25", 1), ("50", 2), ("2500.000", 100)])
     def test_quantities_on_the_lot_grid(self, text: str, lots: int) -> None:
-        assert instrument(lot="25").quantity_to_lots(text) == lots
+        assert future(lot="25").quantity_to_lots(text) == lots
 
     @pytest.mark.parametrize("text", ["30", "24", "25.5", "12.5"])
     def test_quantities_off_the_lot_grid(self, text: str) -> None:
         with pytest.raises(InstrumentError) as caught:
-            instrument(lot="25").quantity_to_lots(text)
+            future(lot="25").quantity_to_lots(text)
         assert caught.value.code == "INVALID_LOT_SIZE"
 
     @pytest.mark.parametrize("text", ["0", "-25", "2.5e1", "abc"])
     def test_quantities_that_are_not_plain_positive_decimals(self, text: str) -> None:
         with pytest.raises(InstrumentError) as caught:
-            instrument(lot="25").quantity_to_lots(text)
+            future(lot="25").quantity_to_lots(text)
         assert caught.value.code == "INVALID_QUANTITY"
 
     def test_fractional_lots(self) -> None:
-        crypto = instrument(tick="0.01", lot="0.001")
+        crypto = future(tick="0.01", lot="0.001")
         assert crypto.quantity_to_lots("1.5") == 1500
         assert crypto.lots_to_quantity(1500) == "1.5"
         assert crypto.ticks_to_price(crypto.price_to_ticks("30000.10")) == "30000.1"
 
     def test_every_grid_reject_is_an_app_error_with_a_stable_code(self) -> None:
         with pytest.raises(AppError) as price:
-            instrument().price_to_ticks("x")
+            future().price_to_ticks("x")
         with pytest.raises(AppError) as quantity:
-            instrument().quantity_to_lots("1")
+            future().quantity_to_lots("1")
         assert (price.value.status, quantity.value.status) == (422, 422)
 
 

@@ -14,28 +14,12 @@ from app.services.instrument import Instrument, InstrumentStatus
 from app.services.orders.risk import CircuitBreaker, RiskChecker, RiskLimits, RiskReject
 from app.services.orders.shard import Shard
 from app.settings import Settings
+from tests.support.instruments import future
 from tests.support.orders import batch_body, codes, opened_registry, serving_on, serving_orders
 from tests.support.trading import order
 
 SECOND = 1_000_000_000
 INFY = 408065
-
-
-def instrument(tick: str = "0.05", lot: str = "25", token: int = 1) -> Instrument:
-    return Instrument.create(
-        instrument_token=token,
-        exchange_token=token,
-        exchange="NFO",
-        tradingsymbol=f"TEST{token}",
-        name="TEST",
-        instrument_type="FUT",
-        segment="NFO-FUT",
-        tick_size=Decimal(tick),
-        lot_size=Decimal(lot),
-        expiry=None,
-        strike=Decimal(0),
-        last_price=Decimal("100"),
-    )
 
 
 def checker(
@@ -69,7 +53,7 @@ def refusal(
     """The reject code, or None when the order passes."""
     try:
         risk.check(
-            on or instrument(),
+            on or future(),
             lots=lots,
             price=price,
             reference=reference,
@@ -93,11 +77,11 @@ class TestMaxQuantity:
 
     def test_each_instrument_has_its_own_bound(self) -> None:
         risk = checker(quantity="100")
-        assert refusal(risk, lots=4, price=1, on=instrument(lot="25", token=1)) is None
-        assert refusal(risk, lots=5, price=1, on=instrument(lot="25", token=1)) is not None
-        assert refusal(risk, lots=100, price=1, on=instrument(lot="1", token=2)) is None
+        assert refusal(risk, lots=4, price=1, on=future(lot="25", token=1)) is None
+        assert refusal(risk, lots=5, price=1, on=future(lot="25", token=1)) is not None
+        assert refusal(risk, lots=100, price=1, on=future(lot="1", token=2)) is None
         # A lot size that changed under the same token is not served from the old bound.
-        assert refusal(risk, lots=5, price=1, on=instrument(lot="10", token=1)) is None
+        assert refusal(risk, lots=5, price=1, on=future(lot="10", token=1)) is None
 
 
 class TestMaxNotional:
@@ -158,9 +142,7 @@ class TestPriceBand:
 
     def test_the_message_names_the_limit(self) -> None:
         with pytest.raises(RiskReject, match="10%"):
-            checker(band="10").check(
-                instrument(), lots=1, price=2000, reference=1000, open_orders=0
-            )
+            checker(band="10").check(future(), lots=1, price=2000, reference=1000, open_orders=0)
 
 
 class TestCircuitBreaker:
