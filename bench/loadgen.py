@@ -40,6 +40,21 @@ async def read_response(reader: asyncio.StreamReader) -> int:
     return status
 
 
+def record(status: int, seconds: float, latencies: list[float], counts: dict[str, int]) -> None:
+    if 200 <= status < 300:
+        counts["ok"] += 1
+        latencies.append(seconds)
+    else:
+        counts["errors"] += 1
+
+
+def percentile(latencies: list[float], p: float) -> float:
+    """Of sorted latencies, in milliseconds."""
+    if not latencies:
+        return 0.0
+    return latencies[min(len(latencies) - 1, int(p * len(latencies)))] * 1000
+
+
 async def worker(
     port: int,
     requests: list[bytes],
@@ -61,11 +76,7 @@ async def worker(
             finished = time.perf_counter()
             if finished < warmup_until:
                 continue
-            if 200 <= status < 300:
-                counts["ok"] += 1
-                latencies.append(finished - started)
-            else:
-                counts["errors"] += 1
+            record(status, finished - started, latencies, counts)
     finally:
         writer.close()
 
@@ -86,19 +97,14 @@ async def run(
     )
     latencies.sort()
 
-    def pct(p: float) -> float:
-        return (
-            latencies[min(len(latencies) - 1, int(p * len(latencies)))] * 1000 if latencies else 0.0
-        )
-
     return {
         "requests": counts["ok"],
         "errors": counts["errors"],
         "seconds": seconds,
         "requests_per_s": counts["ok"] / seconds,
-        "p50_ms": pct(0.50),
-        "p99_ms": pct(0.99),
-        "p999_ms": pct(0.999),
+        "p50_ms": percentile(latencies, 0.50),
+        "p99_ms": percentile(latencies, 0.99),
+        "p999_ms": percentile(latencies, 0.999),
         "mean_ms": statistics.fmean(latencies) * 1000 if latencies else 0.0,
     }
 
@@ -132,11 +138,7 @@ async def run_open(
         idle.append(conn)
         if due < warmup_until:
             return
-        if 200 <= status < 300:
-            counts["ok"] += 1
-            latencies.append(finished - due)
-        else:
-            counts["errors"] += 1
+        record(status, finished - due, latencies, counts)
 
     i = 0
     while True:
@@ -158,11 +160,6 @@ async def run_open(
         writer.close()
     latencies.sort()
 
-    def pct(p: float) -> float:
-        return (
-            latencies[min(len(latencies) - 1, int(p * len(latencies)))] * 1000 if latencies else 0.0
-        )
-
     return {
         "offered_per_s": rate,
         "requests": counts["ok"],
@@ -171,9 +168,9 @@ async def run_open(
         "connections": opened,
         "seconds": seconds,
         "requests_per_s": counts["ok"] / seconds,
-        "p50_ms": pct(0.50),
-        "p99_ms": pct(0.99),
-        "p999_ms": pct(0.999),
+        "p50_ms": percentile(latencies, 0.50),
+        "p99_ms": percentile(latencies, 0.99),
+        "p999_ms": percentile(latencies, 0.999),
     }
 
 

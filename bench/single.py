@@ -184,7 +184,8 @@ def main() -> None:
         summary("ours", result["ours"])
         python = None if args.no_peer else peer_python(args.peer_venv)
         if python is None:
-            print(f"peer skipped: no Python 3.12 at {PEER_PYTHON} (or --no-peer)")
+            why = "--no-peer" if args.no_peer else f"no Python 3.12 at {PEER_PYTHON}"
+            print(f"peer skipped: {why}")
         else:
             port = free_port()
             peer = serve_peer(python, workdir, port)
