@@ -20,8 +20,6 @@ import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sqlalchemy.ext.asyncio import AsyncConnection
-
 from app.background import BackgroundTasks
 from app.metrics import Metrics
 from app.services.cluster.claim import JournalClaimService
@@ -38,8 +36,9 @@ from app.services.orders.service import OrderService
 from app.services.orders.shard import Shard
 from app.services.registry import InstrumentRegistry
 from app.settings import Role, Settings
+from app.store.commits import JournalTransaction
 from app.store.database import Database
-from app.store.fences import StaleFence, check_fence, install_fence, stored_fence
+from app.store.fences import StaleFence, guard_fence, install_fence, stored_fence
 from app.store.redis import RedisStore
 
 log = logging.getLogger(__name__)
@@ -157,7 +156,7 @@ async def _claim_journal(
     """Hold the journal's claim and serve; or, if another process holds it, stay a standby
     (alive, not ready, refusing orders) that takes over when the holder's session ends."""
     claim = JournalClaimService(database=database, holder=instance_id(settings))
-    orders.journal.add_transaction_hook(claim.check)
+    orders.journal.add_transaction_hook(claim.guard)
     if await claim.try_take():
         await _serve_books(orders, background)
         background.start("journal-claim", _keep_journal(claim, orders))
@@ -210,8 +209,8 @@ async def _run_matcher(
         await install_fence(database, shard, token, lease.holder)
         log.warning("fencing counter was behind PostgreSQL; advanced to %s", token)
 
-    async def fence(conn: AsyncConnection, _units: list[JournalUnit]) -> None:
-        await check_fence(conn, shard, token)
+    def fence(tx: JournalTransaction, _units: list[JournalUnit]) -> None:
+        guard_fence(tx, shard, token)
 
     orders.journal.add_transaction_hook(fence)
     await orders.start()

@@ -3,13 +3,17 @@ writes, with no HTTP, no matching and no event loop contention.
 
 Each group is what one group commit of the orders bench holds: 3,200 new orders (32 batches
 of 100; a sixth of them filled, a sixth cancelled, the rest resting), 40 orders placed by
-an earlier group and changed now, and 700 trades, written by ``app.store.journal.write_rows``
-in one transaction (COPY for the new orders and trades, an upsert for the changed orders).
+an earlier group and changed now, and 700 trades, queued by ``app.store.journal.queue_rows``
+and sent by the journal's own connection (``app.store.commits``) in one transaction: COPY
+for the new orders and trades from ``--copy-min`` rows, an INSERT from unnested arrays in the
+pipeline below that, an upsert for the changed orders. ``--group-orders 16 --trades 4
+--changed 4`` is a group commit of single orders.
 Reported: orders journaled per second of wall time, and the CPU per order of this process
 (building the rows' values) and of the PostgreSQL backend (from /proc), so the two shares
 of the journal's cost can be told apart.
 
     .venv/bin/python bench/journal.py [--groups 40] [--group-orders 3200] [--upsert-all]
+        [--trades 700] [--changed 40] [--copy-min 256]
 
 ``--upsert-all`` writes every order row through the upsert from unnested arrays (how every
 order row was written before new orders went in with COPY), for comparison.
@@ -29,14 +33,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import text
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import app.store.journal
 from app.engine import Side, Trade
 from app.services.orders.journal import trade_row
+from app.store.commits import JournalConnection
 from app.store.database import Database
-from app.store.journal import write_rows
+from app.store.journal import COPY_MIN_ROWS, queue_rows
 from app.store.migrate import migrate
 from bench.support import drop_databases, fresh_database
 
@@ -79,60 +83,66 @@ def order_row(rng: random.Random, order_id: int, now: int) -> dict[str, Any]:
     }
 
 
-async def run(url: str, groups: int, size: int, upsert_all: bool) -> dict[str, Any]:
+async def run(
+    url: str, groups: int, size: int, upsert_all: bool, trade_count: int, changed_count: int
+) -> dict[str, Any]:
     database = Database.create(url)
+    connection = JournalConnection(database)
     rng = random.Random(7)
     resting: list[dict[str, Any]] = []
     next_id = seq = 0
     wall = cpu = backend = 0.0
     measured = 0
+    pid = 0
     try:
         await migrate(database)
-        async with database.engine.connect() as conn:
-            pid = (await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one()
-            await conn.commit()
-            for group in range(groups + WARMUP_GROUPS):
-                now = time.time_ns()
-                new = []
-                for _ in range(size):
-                    next_id += 1
-                    new.append(order_row(rng, next_id, now))
-                changed = []
-                for _ in range(min(40, len(resting))):
-                    row = resting.pop(rng.randrange(len(resting)))
-                    changed.append(row | {"status": "filled", "filled": 50, "remaining": 0})
-                trades = []
-                for _ in range(700):
-                    seq += 1
-                    trade = Trade(
-                        seq, now, 37508, 5, next_id - 1, next_id, "default", "desk-b",
-                        Side.BUY, 0, 0,
-                    )  # fmt: skip
-                    trades.append(trade_row(408065, trade))
-                started, cpu0 = time.perf_counter(), time.process_time()
-                backend0 = backend_cpu_seconds(pid)
-                async with conn.begin():
-                    await write_rows(
-                        conn,
-                        order_rows=new + changed,
-                        trade_rows=trades,
-                        new_order_ids=() if upsert_all else {row["order_id"] for row in new},
-                    )
-                if group >= WARMUP_GROUPS:
-                    wall += time.perf_counter() - started
-                    cpu += time.process_time() - cpu0
-                    backend += backend_cpu_seconds(pid) - backend0
-                    measured += size
-                resting.extend(row for row in new if row["status"] == "open")
+        for group in range(groups + WARMUP_GROUPS):
+            now = time.time_ns()
+            new = []
+            for _ in range(size):
+                next_id += 1
+                new.append(order_row(rng, next_id, now))
+            changed = []
+            for _ in range(min(changed_count, len(resting))):
+                row = resting.pop(rng.randrange(len(resting)))
+                changed.append(row | {"status": "filled", "filled": 50, "remaining": 0})
+            trades = []
+            for _ in range(trade_count):
+                seq += 1
+                trade = Trade(
+                    seq, now, 37508, 5, next_id - 1, next_id, "default", "desk-b", Side.BUY, 0, 0
+                )
+                trades.append(trade_row(408065, trade))
+            started, cpu0 = time.perf_counter(), time.process_time()
+            backend0 = backend_cpu_seconds(pid) if pid else 0.0
+            tx = connection.transaction()
+            queue_rows(
+                tx,
+                order_rows=new + changed,
+                trade_rows=trades,
+                new_order_ids=() if upsert_all else {row["order_id"] for row in new},
+            )
+            await connection.commit(tx)
+            if group >= WARMUP_GROUPS:
+                wall += time.perf_counter() - started
+                cpu += time.process_time() - cpu0
+                backend += backend_cpu_seconds(pid) - backend0
+                measured += size
+            pid = connection.backend_pid or 0
+            resting.extend(row for row in new if row["status"] == "open")
     finally:
+        await connection.close()
         await database.dispose()
     return {
         "bench": "journal",
         "groups": groups,
         "orders_per_group": size,
-        "new_orders": "upsert" if upsert_all else "copy",
+        "trades_per_group": trade_count,
+        "new_orders": "upsert"
+        if upsert_all
+        else ("copy" if size >= app.store.journal.COPY_MIN_ROWS else "insert"),
         "orders_per_s": round(measured / wall),
-        "ms_per_group": round(1e3 * wall / groups, 1),
+        "ms_per_group": round(1e3 * wall / groups, 3),
         "client_cpu_us_per_order": round(1e6 * cpu / measured, 2),
         "postgres_cpu_us_per_order": round(1e6 * backend / measured, 2),
     }
@@ -143,10 +153,18 @@ def main() -> None:
     parser.add_argument("--groups", type=int, default=40)
     parser.add_argument("--group-orders", type=int, default=3200)
     parser.add_argument("--upsert-all", action="store_true", help="no COPY for new orders")
+    parser.add_argument("--trades", type=int, default=700, help="trades per group")
+    parser.add_argument("--changed", type=int, default=40, help="earlier orders changed per group")
+    parser.add_argument(
+        "--copy-min", type=int, default=COPY_MIN_ROWS, help="new rows from which COPY is used"
+    )
     args = parser.parse_args()
+    app.store.journal.COPY_MIN_ROWS = args.copy_min
     url = fresh_database(DATABASE)
     try:
-        result = asyncio.run(run(url, args.groups, args.group_orders, args.upsert_all))
+        result = asyncio.run(
+            run(url, args.groups, args.group_orders, args.upsert_all, args.trades, args.changed)
+        )
     finally:
         drop_databases(DATABASE)
     print(

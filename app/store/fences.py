@@ -13,6 +13,7 @@ from sqlalchemy import BigInteger, Column, Integer, String, Table, func, select,
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from app.store.commits import JournalTransaction
 from app.store.database import Database
 from app.store.schema import metadata
 
@@ -101,3 +102,14 @@ async def check_fence(conn: AsyncConnection, shard: int, token: int) -> None:
     )
     if result.rowcount != 1:
         raise StaleFence(f"shard {shard}: token {token} is no longer current")
+
+
+_CHECK_FENCE = "UPDATE matcher_fences SET token = token WHERE shard = {mark} AND token = {mark}"
+
+
+def guard_fence(tx: JournalTransaction, shard: int, token: int) -> None:
+    """``check_fence`` as a journal transaction's statement: the group commits only if it
+    locked the shard's row with our token (sent with the rest of the group, not before)."""
+    sql = _CHECK_FENCE.format(mark="%s" if tx.postgres else "?")
+    stale = StaleFence(f"shard {shard}: token {token} is no longer current")
+    tx.require_one(sql, (shard, token), stale)

@@ -8,7 +8,7 @@ table can be a TimescaleDB hypertable and candles can use ``time_bucket``.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from operator import itemgetter
 from typing import Any
@@ -26,8 +26,8 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
-from sqlalchemy.ext.asyncio import AsyncConnection
 
+from app.store.commits import JournalTransaction
 from app.store.schema import metadata
 
 OPEN_STATUSES = ("open", "partially_filled", "pending_trigger")
@@ -99,18 +99,24 @@ batches = Table(
 
 
 # --- bulk writes -----------------------------------------------------------------------------
-# The journal writes thousands of rows per transaction. Row-by-row executemany costs tens of
-# microseconds a row in the driver. On PostgreSQL, rows that are new (orders placed in this
-# transaction, trades) go in with COPY: measured ~3x cheaper than an INSERT from unnested
-# arrays, for PostgreSQL and for us. Orders changed since an earlier transaction are upserted
-# from one array per column (one statement, 21 parameters, whatever the row count); a COPY of
-# a row that exists already fails the transaction, so nothing is ever silently dropped.
+# The journal writes from one row to thousands per transaction, one statement per table, all
+# queued in the group's ``JournalTransaction`` (``app.store.commits``) and sent in one round
+# trip. On PostgreSQL every table's rows go in as one array per column (``unnest``; the
+# literal built with ``str.join``, several times cheaper than adapting a list element by
+# element). Orders changed since an earlier transaction are upserted; new orders and trades
+# are plain INSERTs, so a new row that exists already fails the transaction and nothing is
+# ever silently dropped. From ``COPY_MIN_ROWS`` new rows COPY takes them instead: measured ~3x
+# cheaper per row for PostgreSQL and for us, worth its extra round trips in large groups.
 # SQLite gets a plain positional executemany (an upsert), which sqlite3 runs in C.
 
 ORDER_COLUMNS = tuple(c.name for c in orders.columns)
 TRADE_COLUMNS = tuple(c.name for c in trades.columns)
+BATCH_COLUMNS = tuple(c.name for c in batches.columns)
+COPY_MIN_ROWS = 256
 _order_values = itemgetter(*ORDER_COLUMNS)
 _trade_values = itemgetter(*TRADE_COLUMNS)
+_batch_values = itemgetter(*BATCH_COLUMNS)
+_ROW_VALUES = {"orders": _order_values, "trades": _trade_values, "batches": _batch_values}
 _PG_COPY_ORDERS = f"COPY orders ({', '.join(ORDER_COLUMNS)}) FROM STDIN"
 _PG_COPY_TRADES = f"COPY trades ({', '.join(TRADE_COLUMNS)}) FROM STDIN"
 _ORDER_MUTABLE = (
@@ -144,6 +150,8 @@ def _pg_array_type(column: Column[object]) -> str:
 
 
 def _pg_text(value: object) -> str:
+    if type(value) is str:
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
     if value is None:
         return "NULL"
     if value is True or value is False:
@@ -154,17 +162,13 @@ def _pg_text(value: object) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def _pg_arrays(table: Table, rows: list[dict[str, Any]]) -> tuple[str, ...]:
-    """Each column as a PostgreSQL array literal, cast to its type in the statement.
-
-    Building the literal with ``str.join`` is several times cheaper than letting the driver
-    adapt a list element by element; the values are ours (ints, enums' values, ids, account
-    names, timestamps) and are quoted and escaped for the array syntax.
-    """
+def _pg_arrays(table: Table, rows: Sequence[dict[str, Any]]) -> tuple[str, ...]:
+    """Each column as a PostgreSQL array literal, cast to its type in the statement. The
+    values are ours (ints, enums' values, ids, account names, timestamps, JSON responses)
+    and are quoted and escaped for the array syntax."""
     literals = []
-    for name in (c.name for c in table.columns):
-        values = [row[name] for row in rows]
-        if values and type(values[0]) is int and None not in values:
+    for values in zip(*map(_ROW_VALUES[table.name], rows), strict=True):
+        if type(values[0]) is int and None not in values:
             literals.append("{" + ",".join(map(str, values)) + "}")
         else:
             literals.append("{" + ",".join(map(_pg_text, values)) + "}")
@@ -177,12 +181,15 @@ def _pg_unnest_insert(table: Table, columns: tuple[str, ...], suffix: str = "") 
     return f"INSERT INTO {table.name} ({names}) SELECT * FROM unnest({arrays}){suffix}"
 
 
+_PG_INSERT_ORDERS = _pg_unnest_insert(orders, ORDER_COLUMNS)
 _PG_UPSERT_ORDERS = _pg_unnest_insert(
     orders,
     ORDER_COLUMNS,
     " ON CONFLICT (order_id) DO UPDATE SET "
     + ", ".join(f"{name} = EXCLUDED.{name}" for name in _ORDER_MUTABLE),
 )
+_PG_INSERT_TRADES = _pg_unnest_insert(trades, TRADE_COLUMNS)
+_PG_INSERT_BATCHES = _pg_unnest_insert(batches, BATCH_COLUMNS)
 
 
 def _sqlite_insert(table: Table, columns: tuple[str, ...], suffix: str = "") -> str:
@@ -197,42 +204,42 @@ _SQLITE_UPSERT_ORDERS = _sqlite_insert(
     + ", ".join(f"{name} = excluded.{name}" for name in _ORDER_MUTABLE),
 )
 _SQLITE_INSERT_TRADES = _sqlite_insert(trades, TRADE_COLUMNS)
+_SQLITE_INSERT_BATCHES = _sqlite_insert(batches, BATCH_COLUMNS)
 
 
-async def write_rows(
-    conn: AsyncConnection,
+def queue_rows(
+    tx: JournalTransaction,
     *,
     order_rows: list[dict[str, Any]],
     trade_rows: list[dict[str, Any]],
+    batch_rows: Sequence[dict[str, Any]] = (),
     new_order_ids: Collection[int] = (),
 ) -> None:
-    """Write order rows (the latest state of each order) and insert trade rows in the caller's
-    transaction. ``new_order_ids``: orders placed in this transaction, which no earlier one
-    wrote (inserted; the other order rows are upserted)."""
-    if conn.dialect.name == "postgresql":
-        changed = order_rows
-        if new_order_ids:
-            changed = [row for row in order_rows if row["order_id"] not in new_order_ids]
-            if len(changed) < len(order_rows):
-                new = [row for row in order_rows if row["order_id"] in new_order_ids]
-                await _pg_copy(conn, _PG_COPY_ORDERS, map(_order_values, new))
-        if changed:
-            await conn.exec_driver_sql(_PG_UPSERT_ORDERS, _pg_arrays(orders, changed))
+    """Queue order rows (the latest state of each order), trade rows and batch rows in
+    ``tx``. ``new_order_ids``: orders placed in this transaction, which no earlier one wrote
+    (inserted; the other order rows are upserted)."""
+    if not tx.postgres:
+        if order_rows:
+            tx.executemany(_SQLITE_UPSERT_ORDERS, list(map(_order_values, order_rows)))
         if trade_rows:
-            await _pg_copy(conn, _PG_COPY_TRADES, map(_trade_values, trade_rows))
+            tx.executemany(_SQLITE_INSERT_TRADES, list(map(_trade_values, trade_rows)))
+        if batch_rows:
+            tx.executemany(_SQLITE_INSERT_BATCHES, list(map(_batch_values, batch_rows)))
         return
-    if order_rows:
-        await conn.exec_driver_sql(_SQLITE_UPSERT_ORDERS, list(map(_order_values, order_rows)))
-    if trade_rows:
-        await conn.exec_driver_sql(_SQLITE_INSERT_TRADES, list(map(_trade_values, trade_rows)))
-
-
-async def _pg_copy(conn: AsyncConnection, statement: str, rows: Iterable[tuple[Any, ...]]) -> None:
-    """COPY ``rows`` in through the driver's connection, inside the caller's transaction."""
-    raw = await conn.get_raw_connection()
-    driver = raw.driver_connection
-    assert driver is not None
-    async with driver.cursor() as cursor, cursor.copy(statement) as copy:
-        write = copy.write_row
-        for row in rows:
-            await write(row)
+    changed = order_rows
+    if new_order_ids:
+        changed = [row for row in order_rows if row["order_id"] not in new_order_ids]
+        if len(changed) < len(order_rows):
+            new = [row for row in order_rows if row["order_id"] in new_order_ids]
+            if len(new) >= COPY_MIN_ROWS:
+                tx.copy(_PG_COPY_ORDERS, map(_order_values, new))
+            else:
+                tx.execute(_PG_INSERT_ORDERS, _pg_arrays(orders, new))
+    if changed:
+        tx.execute(_PG_UPSERT_ORDERS, _pg_arrays(orders, changed))
+    if len(trade_rows) >= COPY_MIN_ROWS:
+        tx.copy(_PG_COPY_TRADES, map(_trade_values, trade_rows))
+    elif trade_rows:
+        tx.execute(_PG_INSERT_TRADES, _pg_arrays(trades, trade_rows))
+    if batch_rows:
+        tx.execute(_PG_INSERT_BATCHES, _pg_arrays(batches, batch_rows))

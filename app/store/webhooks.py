@@ -33,6 +33,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from app.store.commits import JournalTransaction
 from app.store.schema import metadata
 
 # SQLite only auto-increments an INTEGER PRIMARY KEY (its rowid); PostgreSQL gets BIGSERIAL.
@@ -155,6 +156,7 @@ _INSERT_BATCH = (
     "INSERT INTO webhook_batches (events, event_count, created_ns, deadline_ns) "
     "VALUES (%s, %s, %s, %s)"
 )
+_SQLITE_INSERT_BATCH = _INSERT_BATCH.replace("%s", "?")
 _COLUMNS = "endpoint_id, event_type, order_id, payload, created_ns, next_attempt_ns, deadline_ns"
 
 # PostgreSQL's expansion, the rules of ``events.expand_changes`` in SQL. Message ids follow
@@ -226,7 +228,15 @@ async def insert_changes(
     if conn.dialect.name == "postgresql":
         await conn.exec_driver_sql(_INSERT_BATCH, params)
     else:
-        await conn.exec_driver_sql(_INSERT_BATCH.replace("%s", "?"), params)
+        await conn.exec_driver_sql(_SQLITE_INSERT_BATCH, params)
+
+
+def queue_changes(
+    tx: JournalTransaction, doc: dict[str, Any], changes: int, *, created_ns: int, deadline_ns: int
+) -> None:
+    """``insert_changes`` as a statement of a journal group commit's transaction."""
+    params = (orjson.dumps(doc).decode(), changes, created_ns, deadline_ns)
+    tx.execute(_INSERT_BATCH if tx.postgres else _SQLITE_INSERT_BATCH, params)
 
 
 async def expand_batches(

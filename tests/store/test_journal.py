@@ -1,15 +1,37 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import psycopg
 import pytest
 from sqlalchemy import select
 
+import app.store.journal
 from app.settings import Settings
+from app.store.commits import JournalConnection
 from app.store.database import Database
-from app.store.journal import orders, trades, write_rows
+from app.store.journal import orders, queue_rows, trades
 from app.store.migrate import migrate
+
+
+async def write_rows(database: Database, **rows: Any) -> None:
+    """One transaction through the journal's own connection."""
+    connection = JournalConnection(database)
+    try:
+        tx = connection.transaction()
+        queue_rows(tx, **rows)
+        await connection.commit(tx)
+    finally:
+        await connection.close()
+
+
+@pytest.fixture(params=["insert", "copy"])
+def new_rows(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """New rows as an INSERT in the pipeline (small groups) or by COPY (large ones)."""
+    if request.param == "copy":
+        monkeypatch.setattr(app.store.journal, "COPY_MIN_ROWS", 1)
+    return str(request.param)
 
 
 def order_row(order_id: int, account: str, client_order_id: str | None) -> dict:
@@ -41,7 +63,7 @@ def order_row(order_id: int, account: str, client_order_id: str | None) -> dict:
 class TestWriteRows:
     @pytest.mark.parametrize("account", ['desk "a"', "back\\\\slash", "{braces,comma}", "NULL", ""])
     async def test_round_trips_any_text_and_upserts(
-        self, backend_settings: Settings, account: str
+        self, backend_settings: Settings, account: str, new_rows: str
     ) -> None:
         database = Database.create(backend_settings.db.url, data_dir=backend_settings.db.data_dir)
         try:
@@ -60,16 +82,14 @@ class TestWriteRows:
                 "taker_account": "b",
                 "taker_side": "sell",
             }
-            async with database.engine.begin() as conn:
-                await write_rows(  # new orders: COPY on PostgreSQL
-                    conn,
-                    order_rows=[order_row(1, account, None), order_row(2, account, "c-1")],
-                    trade_rows=[trade],
-                    new_order_ids={1, 2},
-                )
+            await write_rows(
+                database,
+                order_rows=[order_row(1, account, None), order_row(2, account, "c-1")],
+                trade_rows=[trade],
+                new_order_ids={1, 2},
+            )
             updated = order_row(1, account, None) | {"status": "filled", "remaining": 0}
-            async with database.engine.begin() as conn:  # a changed order: the upsert
-                await write_rows(conn, order_rows=[updated], trade_rows=[])
+            await write_rows(database, order_rows=[updated], trade_rows=[])  # the upsert
             async with database.engine.connect() as conn:
                 rows = (await conn.execute(select(orders).order_by(orders.c.order_id))).all()
                 stored_trade = (await conn.execute(select(trades))).one()
@@ -88,22 +108,20 @@ class TestWriteRows:
         database = Database.create(backend_settings.db.url, data_dir=backend_settings.db.data_dir)
         try:
             await migrate(database)
-            async with database.engine.begin() as conn:
-                await write_rows(
-                    conn,
-                    order_rows=[order_row(1, "a", None), order_row(2, "a", "c-2")],
-                    trade_rows=[],
-                    new_order_ids={1, 2},
-                )
+            await write_rows(
+                database,
+                order_rows=[order_row(1, "a", None), order_row(2, "a", "c-2")],
+                trade_rows=[],
+                new_order_ids={1, 2},
+            )
             # One transaction: order 1 changed since the first one, order 3 is new.
             filled = order_row(1, "a", None) | {"status": "filled", "remaining": 0, "filled": 5}
-            async with database.engine.begin() as conn:
-                await write_rows(
-                    conn,
-                    order_rows=[filled, order_row(3, "b", "c-3")],
-                    trade_rows=[],
-                    new_order_ids={3},
-                )
+            await write_rows(
+                database,
+                order_rows=[filled, order_row(3, "b", "c-3")],
+                trade_rows=[],
+                new_order_ids={3},
+            )
             async with database.engine.connect() as conn:
                 rows = (await conn.execute(select(orders).order_by(orders.c.order_id))).all()
         finally:
@@ -114,19 +132,19 @@ class TestWriteRows:
             (3, "b", "open", 0, 5),
         ]
 
-    async def test_a_new_order_that_exists_already_fails_the_transaction(self, pg_url: str) -> None:
+    async def test_a_new_order_that_exists_already_fails_the_transaction(
+        self, pg_url: str, new_rows: str
+    ) -> None:
         """An order claimed new that an earlier transaction wrote is an error, never a silent
-        overwrite or drop (PostgreSQL inserts new orders with COPY)."""
+        overwrite or drop (PostgreSQL inserts new orders, by INSERT or COPY, never upserts)."""
         database = Database.create(pg_url)
         try:
-            async with database.engine.begin() as conn:
-                await write_rows(
-                    conn, order_rows=[order_row(1, "a", None)], trade_rows=[], new_order_ids={1}
-                )
+            await write_rows(
+                database, order_rows=[order_row(1, "a", None)], trade_rows=[], new_order_ids={1}
+            )
             again = order_row(1, "a", None) | {"status": "cancelled", "remaining": 0}
             with pytest.raises(psycopg.errors.UniqueViolation):
-                async with database.engine.begin() as conn:
-                    await write_rows(conn, order_rows=[again], trade_rows=[], new_order_ids={1})
+                await write_rows(database, order_rows=[again], trade_rows=[], new_order_ids={1})
             async with database.engine.connect() as conn:
                 rows = (await conn.execute(select(orders.c.status))).all()
         finally:

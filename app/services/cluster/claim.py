@@ -16,8 +16,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.services.orders.journal import JournalUnit
 from app.store.claims import JOURNAL_FENCE, JOURNAL_LOCK_KEY, PostgresClaim
+from app.store.commits import JournalTransaction
 from app.store.database import Database
-from app.store.fences import StaleFence, check_fence, fence_holder, take_fence
+from app.store.fences import StaleFence, check_fence, fence_holder, guard_fence, take_fence
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,12 @@ class JournalClaimService:
         if self.token is None or self.status != "held":
             raise StaleFence("this process does not hold the journal claim")
         await check_fence(conn, JOURNAL_FENCE, self.token)
+
+    def guard(self, tx: JournalTransaction, _units: list[JournalUnit]) -> None:
+        """Journal transaction hook: ``check`` within the group's own statements."""
+        if self.token is None or self.status != "held":
+            raise StaleFence("this process does not hold the journal claim")
+        guard_fence(tx, JOURNAL_FENCE, self.token)
 
     async def try_take(self) -> bool:
         if not await self._lock.try_acquire():

@@ -4,7 +4,10 @@ Durable before visible: a request applies its commands to the books, hands the r
 to ``enqueue`` *in the same synchronous step* (so the queue is in book order), and awaits the
 returned future; the writer drains everything queued into one transaction, resolves the
 futures, then tells the listeners (ticks, order streams). A request therefore answers only
-after its rows are committed, and one transaction carries many concurrent requests.
+after its rows are committed, and one transaction carries many concurrent requests. A group
+closes once the requests that are ready have joined it (``_fill``); it is written through the
+writer's own connection (``app.store.commits``) in one round trip, its transaction hooks (the
+webhook outbox, the fences) queueing their statements in the same transaction.
 
 If a transaction fails, that group and everything queued behind it (computed on top of it)
 fail with ``JournalUnavailable``; the journal stays unavailable (new orders are refused before
@@ -16,19 +19,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import insert
-from sqlalchemy.ext.asyncio import AsyncConnection
-
 from app.engine import TopOfBookChanged, Trade
 from app.errors import ServiceUnavailable
 from app.metrics import Metrics
+from app.store.commits import JournalConnection, JournalTransaction
 from app.store.database import Database
-from app.store.journal import batches, write_rows
+from app.store.journal import queue_rows
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +57,9 @@ class JournalUnit:
         return tokens
 
 
-TransactionHook = Callable[[AsyncConnection, list[JournalUnit]], Awaitable[None]]
+# A hook queues its statements in the group's transaction (it must not wait for anything:
+# the whole transaction is sent at once); raising fails the commit.
+TransactionHook = Callable[[JournalTransaction, list[JournalUnit]], None]
 Listener = Callable[[list[JournalUnit]], None]
 
 
@@ -83,10 +86,16 @@ class JournalWriter:
         database: Database,
         metrics: Metrics,
         max_group: int = 512,
+        fill_seconds: float = 0.001,
     ) -> None:
         self._database = database
+        self.connection = JournalConnection(database)
         self._metrics = metrics
         self._max_group = max_group
+        self._fill_seconds = fill_seconds
+        self.in_flight = 0  # requests between arrival and ``enqueue`` (see ``arriving``)
+        self._last_group = 0
+        self._last_end = 0.0  # when the last group's commit ended (perf_counter)
         self._queue: list[JournalUnit] = []
         self._wakeup = asyncio.Event()
         self._hooks: list[TransactionHook] = []
@@ -140,14 +149,59 @@ class JournalWriter:
         self._wakeup.set()
         return unit.future
 
+    def arriving(self) -> Arrival:
+        """Count a request from its arrival to its ``enqueue`` (``with journal.arriving():``),
+        so that the group it is ready for waits for it (within ``fill_seconds``)."""
+        return Arrival(self)
+
     async def run(self) -> None:
-        while True:
-            await self._wakeup.wait()
-            self._wakeup.clear()
-            while self._queue:
-                group = self._queue[: self._max_group]
-                del self._queue[: self._max_group]
-                await self._commit(group)
+        try:
+            while True:
+                await self._wakeup.wait()
+                self._wakeup.clear()
+                while self._queue:
+                    await self._fill()
+                    group = self._queue[: self._max_group]
+                    del self._queue[: self._max_group]
+                    self._last_group = len(group)
+                    await self._commit(group)
+                    self._last_end = time.perf_counter()
+        finally:
+            await self.connection.close()
+
+    async def _fill(self) -> None:
+        """Let the requests that are ready join the group before it closes. It stays open
+        while units keep arriving (yielding the loop: sockets with a request waiting are read,
+        requests on their way reach ``enqueue``), while requests are counted in flight, and
+        while it holds less than 3/4 of the last group: in a closed loop the clients answered
+        by that group come back within a round trip, and a group of one between two full
+        ones (what closing on the first unit did, alternating 15 and 1) pays a whole commit
+        for one order. Never longer than ``fill_seconds``."""
+        queue, wakeup = self._queue, self._wakeup
+        now = time.perf_counter()
+        # Clients answered longer than fill_seconds ago are not on their way any more.
+        recent = now - self._last_end < self._fill_seconds
+        target = min(self._last_group * 3 // 4, self._max_group) if recent else 0
+        deadline = now + self._fill_seconds
+        seen = len(queue)
+        while seen < self._max_group:
+            if seen < target or self.in_flight > 0:
+                remaining = deadline - time.perf_counter()
+                if remaining <= 0:
+                    return
+                wakeup.clear()  # set by the next ``enqueue``
+                try:
+                    async with asyncio.timeout(remaining):
+                        await wakeup.wait()
+                except TimeoutError:
+                    return
+            else:
+                await asyncio.sleep(0)
+                if len(queue) == seen and self.in_flight <= 0:
+                    return
+                if time.perf_counter() >= deadline:
+                    return
+            seen = len(queue)
 
     async def flush(self) -> None:
         """Wait until everything queued so far is committed (or failed)."""
@@ -195,17 +249,32 @@ class JournalWriter:
             trade_rows.extend(trade_row(token, trade) for token, trade in unit.trades)
             if unit.batch is not None:
                 batch_rows.append(unit.batch)
-        async with self._database.engine.begin() as conn:
-            await write_rows(
-                conn,
-                order_rows=list(order_rows.values()),
-                trade_rows=trade_rows,
-                new_order_ids=created,
-            )
-            if batch_rows:
-                await conn.execute(insert(batches), batch_rows)
-            for hook in self._hooks:
-                await hook(conn, group)
+        tx = self.connection.transaction()
+        queue_rows(
+            tx,
+            order_rows=list(order_rows.values()),
+            trade_rows=trade_rows,
+            batch_rows=batch_rows,
+            new_order_ids=created,
+        )
+        for hook in self._hooks:
+            hook(tx, group)
+        await self.connection.commit(tx)
+
+
+class Arrival:
+    """``JournalWriter.arriving``: a request counted in flight until it leaves the block."""
+
+    __slots__ = ("_writer",)
+
+    def __init__(self, writer: JournalWriter) -> None:
+        self._writer = writer
+
+    def __enter__(self) -> None:
+        self._writer.in_flight += 1
+
+    def __exit__(self, *_exc: object) -> None:
+        self._writer.in_flight -= 1
 
 
 def _resolve(unit: JournalUnit, error: Exception | None) -> None:

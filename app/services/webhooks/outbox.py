@@ -23,7 +23,6 @@ from typing import Any, Protocol
 
 import orjson
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.metrics import Metrics
 from app.services.instrument_snapshot import RegistrySnapshot
@@ -35,8 +34,9 @@ from app.services.webhooks.events import (
     render_body,
     trade_fields,
 )
+from app.store.commits import JournalTransaction
 from app.store.database import Database
-from app.store.webhooks import insert_changes, webhook_endpoints
+from app.store.webhooks import queue_changes, webhook_endpoints
 
 
 class Registry(Protocol):
@@ -124,15 +124,13 @@ class OutboxWriter:
         """``callback`` runs after a commit that wrote outbox rows (to wake the dispatcher)."""
         self._on_written.append(callback)
 
-    async def write(self, conn: AsyncConnection, units: list[JournalUnit]) -> None:
-        """The transaction hook: runs inside the journal's transaction."""
+    def write(self, tx: JournalTransaction, units: list[JournalUnit]) -> None:
+        """The transaction hook: queues the batch in the journal's transaction."""
         found = self.changes_for(units)
         if found is not None:
             doc, changes = found
             now = self._clock()
-            await insert_changes(
-                conn, doc, changes, created_ns=now, deadline_ns=now + self.retry_horizon_ns
-            )
+            queue_changes(tx, doc, changes, created_ns=now, deadline_ns=now + self.retry_horizon_ns)
             self._written = True
 
     def after_commit(self, _units: list[JournalUnit]) -> None:

@@ -4,16 +4,21 @@ orders with 503 and changes nothing; recovery needs no restart."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import psycopg
 import pytest
 
 from app.engine import OrderBook, Sequencer
+from app.metrics import Metrics
+from app.services.orders.journal import JournalUnit, JournalWriter
 from app.services.orders.recovery import load_state
 from app.settings import Settings
+from app.store.database import Database
+from app.store.migrate import migrate
 from tests.conftest import PG_ADMIN_URL, running_app
 from tests.support.trading import ADMIN, DESK_B, add_accounts, batch, order
 
@@ -181,3 +186,84 @@ class TestSuspension:
             assert journal.health()["status"] == "ok"
         finally:
             await database.dispose()
+
+
+@pytest.fixture
+async def writer(backend_settings: Settings) -> AsyncIterator[tuple[JournalWriter, list[int]]]:
+    """A running journal writer on either backend, and the size of each group it committed."""
+    database = Database.create(backend_settings.db.url, data_dir=backend_settings.db.data_dir)
+    await migrate(database)
+    journal = JournalWriter(database=database, metrics=Metrics())
+    sizes: list[int] = []
+    journal.add_listener(lambda units: sizes.append(len(units)))
+    task = asyncio.create_task(journal.run())
+    try:
+        yield journal, sizes
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await database.dispose()
+
+
+async def loop_turns(n: int) -> None:
+    """What a request's way through the HTTP layer looks like to the loop: a few turns."""
+    for _ in range(n):
+        await asyncio.sleep(0)
+
+
+class TestGroupCommit:
+    async def test_requests_that_are_ready_commit_together(
+        self, writer: tuple[JournalWriter, list[int]]
+    ) -> None:
+        journal, sizes = writer
+
+        async def request(turns: int) -> None:
+            await loop_turns(turns)
+            await journal.enqueue(JournalUnit())
+
+        await asyncio.gather(*(request(n % 4) for n in range(16)))
+        assert sum(sizes) == 16
+        assert len(sizes) == 1, sizes
+
+    async def test_closed_loop_clients_do_not_alternate_full_and_single_groups(
+        self, writer: tuple[JournalWriter, list[int]]
+    ) -> None:
+        """16 clients, each sending its next request once the last is answered: the groups
+        stay full instead of alternating 15 and 1 (the one that came during the commit)."""
+        journal, sizes = writer
+        rounds = 20
+
+        async def client(n: int) -> None:
+            await loop_turns(n % 3)
+            for _ in range(rounds):
+                await journal.enqueue(JournalUnit())
+                await loop_turns(2)  # the answer goes out, the next request comes in
+
+        await asyncio.gather(*(client(n) for n in range(16)))
+        assert sum(sizes) == 16 * rounds
+        assert len(sizes) <= rounds * 1.25, sizes
+        assert sizes.count(1) <= 2, sizes
+
+    async def test_a_request_counted_in_flight_joins_the_group(
+        self, writer: tuple[JournalWriter, list[int]]
+    ) -> None:
+        journal, sizes = writer
+
+        async def slow() -> None:
+            with journal.arriving():  # e.g. reading its body, looking up its idempotency key
+                await asyncio.sleep(0.0003)
+                committed = journal.enqueue(JournalUnit())
+            await committed
+
+        await asyncio.gather(journal.enqueue(JournalUnit()), slow())
+        assert sizes == [2]
+
+    async def test_a_group_waits_for_requests_in_flight_at_most_the_fill_time(
+        self, writer: tuple[JournalWriter, list[int]]
+    ) -> None:
+        journal, sizes = writer
+        with journal.arriving():  # a request that never reaches the journal
+            await asyncio.wait_for(journal.enqueue(JournalUnit()), 1)
+        assert journal.in_flight == 0
+        assert sizes == [1]

@@ -12,7 +12,6 @@ from typing import Any
 import orjson
 import pytest
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.engine import Side, Trade
 from app.errors import UnknownInstrument
@@ -23,6 +22,7 @@ from app.services.orders.journal import JournalUnavailable, JournalUnit, Journal
 from app.services.webhooks import claims, repository
 from app.services.webhooks.events import ORDER_EVENTS, expand_changes
 from app.services.webhooks.outbox import OutboxWriter
+from app.store.commits import JournalTransaction
 from app.store.database import Database
 from app.store.journal import orders
 from app.store.webhooks import webhook_batches, webhook_outbox
@@ -260,7 +260,7 @@ class TestOutboxWriter:
         outbox.on_written(lambda: woken.append(True))
         await add_endpoint(database, outbox, "we_all", "a", ["order.accepted", "order.filled"])
 
-        async def crash(_conn: AsyncConnection, _units: list[JournalUnit]) -> None:
+        def crash(_tx: JournalTransaction, _units: list[JournalUnit]) -> None:
             raise RuntimeError("the commit dies after the outbox rows were written")
 
         journal.add_transaction_hook(crash)

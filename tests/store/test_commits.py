@@ -1,0 +1,224 @@
+"""The journal's own connection: a group commit is one round trip; a dropped connection is
+replaced before the next commit; a failed commit leaves nothing and reconnects; a stale fence
+fails the whole group, on both backends."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import psycopg
+import pytest
+from sqlalchemy import func, select
+
+from app.settings import Settings
+from app.store.commits import APPLICATION_NAME, JournalConnection, JournalTransaction
+from app.store.database import Database
+from app.store.fences import StaleFence, guard_fence, install_fence
+from app.store.journal import batches, orders, queue_rows, trades
+from app.store.migrate import migrate
+from app.store.webhooks import queue_changes, webhook_batches
+from tests.store.test_journal import order_row
+
+
+def trade_row(trade_id: int) -> dict[str, Any]:
+    from datetime import UTC, datetime
+
+    return {
+        "trade_id": trade_id,
+        "executed_at": datetime(2026, 11, 22, 1, 2, 3, tzinfo=UTC),
+        "ts_ns": 5,
+        "instrument_token": 408065,
+        "price": 37508,
+        "quantity": 2,
+        "maker_order_id": 1,
+        "taker_order_id": 2,
+        "maker_account": "a",
+        "taker_account": "b",
+        "taker_side": "sell",
+    }
+
+
+def batch_row(batch_id: str) -> dict[str, Any]:
+    return {
+        "batch_id": batch_id,
+        "account": "a",
+        "created_ns": 1,
+        "idempotency_key": None,
+        "request_hash": None,
+        "accepted": 1,
+        "rejected": 0,
+        "response": '{"results": [{"status": "accepted", "note": "a \\"quoted\\" {x,y}"}]}',
+    }
+
+
+def group(tx: JournalTransaction, first: int, *, fence: tuple[int, int] | None = None) -> None:
+    """What one group commit of a matcher writes: a new order, a changed one, a trade, the
+    batch, the outbox's batch and the fence check."""
+    queue_rows(
+        tx,
+        order_rows=[order_row(first, "a", None), order_row(first - 1, "a", None)],
+        trade_rows=[trade_row(first)],
+        batch_rows=[batch_row(f"b{first}")],
+        new_order_ids={first},
+    )
+    queue_changes(tx, {"v": 1, "r": {}, "u": []}, 1, created_ns=1, deadline_ns=2)
+    if fence is not None:
+        guard_fence(tx, *fence)
+
+
+async def count(database: Database, table: Any) -> int:
+    async with database.engine.connect() as conn:
+        return int(await conn.scalar(select(func.count()).select_from(table)) or 0)
+
+
+@asynccontextmanager
+async def exchanges_counted(pg_url: str) -> AsyncIterator[tuple[str, list[str]]]:
+    """A TCP relay in front of PostgreSQL that logs the direction of each chunk it passes:
+    'c' client to server, 's' server to client. A round trip is one client burst answered."""
+    log: list[str] = []
+    host_port = pg_url.split("@", 1)[1].split("/", 1)[0]
+    host, port = host_port.split(":")
+
+    async def pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, mark: str) -> None:
+        try:
+            while data := await reader.read(65536):
+                log.append(mark)
+                writer.write(data)
+                await writer.drain()
+        finally:
+            writer.close()
+
+    async def relay(client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
+        server_r, server_w = await asyncio.open_connection(host, int(port))
+        await asyncio.gather(
+            pump(client_r, server_w, "c"), pump(server_r, client_w, "s"), return_exceptions=True
+        )
+
+    server = await asyncio.start_server(relay, "127.0.0.1", 0)
+    relay_port = server.sockets[0].getsockname()[1]
+    try:
+        yield pg_url.replace(host_port, f"127.0.0.1:{relay_port}"), log
+    finally:
+        server.close()
+
+
+def round_trips(log: list[str]) -> int:
+    """Client bursts that a server burst answered."""
+    bursts = [mark for i, mark in enumerate(log) if i == 0 or log[i - 1] != mark]
+    return sum(1 for i, mark in enumerate(bursts[:-1]) if mark == "c" and bursts[i + 1] == "s")
+
+
+@pytest.fixture
+async def database(backend_settings: Settings) -> AsyncIterator[Database]:
+    database = Database.create(backend_settings.db.url, data_dir=backend_settings.db.data_dir)
+    await migrate(database)
+    try:
+        yield database
+    finally:
+        await database.dispose()
+
+
+class TestRoundTrips:
+    async def test_a_group_commit_with_its_hooks_is_one_round_trip(self, pg_url: str) -> None:
+        await install_fence_at(pg_url, shard=0, token=5)
+        async with exchanges_counted(pg_url) as (relayed_url, log):
+            database = Database.create(relayed_url)
+            connection = JournalConnection(database)
+            try:
+                for first in (10, 20, 30):  # the first one also opens the connection
+                    tx = connection.transaction()
+                    group(tx, first, fence=(0, 5))
+                    before = len(log)
+                    await connection.commit(tx)
+                    await asyncio.sleep(0.05)  # let the relay pass the last chunks on
+                    if first > 10:
+                        assert round_trips(log[before:]) == 1, log[before:]
+                assert connection.connects == 1  # no checkout, no pre-ping: the same session
+                assert await count(database, orders) == 6
+                assert await count(database, trades) == 3
+                assert await count(database, batches) == 3
+                assert await count(database, webhook_batches) == 3
+            finally:
+                await connection.close()
+                await database.dispose()
+
+
+async def install_fence_at(url: str, *, shard: int, token: int) -> None:
+    database = Database.create(url)
+    try:
+        await install_fence(database, shard, token, "test")
+    finally:
+        await database.dispose()
+
+
+class TestReconnect:
+    async def test_a_connection_the_server_dropped_is_replaced_before_the_commit(
+        self, pg_url: str
+    ) -> None:
+        database = Database.create(pg_url)
+        connection = JournalConnection(database)
+        try:
+            tx = connection.transaction()
+            group(tx, 10)
+            await connection.commit(tx)
+            with psycopg.connect(pg_url, autocommit=True) as admin:
+                ended = admin.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND application_name = %s",
+                    (APPLICATION_NAME,),
+                ).fetchall()
+            assert ended == [(True,)]
+            await asyncio.sleep(0.2)  # the backend's goodbye reaches our socket
+            tx = connection.transaction()
+            group(tx, 20)
+            await connection.commit(tx)  # no order lost to the restart
+            assert connection.connects == 2
+            assert await count(database, orders) == 4
+        finally:
+            await connection.close()
+            await database.dispose()
+
+    async def test_a_failed_commit_leaves_nothing_and_the_next_one_reconnects(
+        self, database: Database
+    ) -> None:
+        connection = JournalConnection(database)
+        try:
+            tx = connection.transaction()
+            group(tx, 10)
+            await connection.commit(tx)
+            tx = connection.transaction()
+            group(tx, 20)
+            queue_rows(tx, order_rows=[], trade_rows=[], batch_rows=[batch_row("b10")])
+            with pytest.raises(Exception, match="(?i)unique"):
+                await connection.commit(tx)  # the batch id exists: the whole group fails
+            assert await count(database, orders) == 2
+            assert await count(database, webhook_batches) == 1
+            tx = connection.transaction()
+            group(tx, 30)
+            await connection.commit(tx)
+            assert await count(database, orders) == 4
+            assert connection.connects == 2
+        finally:
+            await connection.close()
+
+
+class TestGuards:
+    async def test_a_stale_fence_fails_the_whole_group(self, database: Database) -> None:
+        await install_fence(database, 0, 5, "new")
+        connection = JournalConnection(database)
+        try:
+            tx = connection.transaction()
+            group(tx, 10, fence=(0, 5))
+            await connection.commit(tx)
+            tx = connection.transaction()
+            group(tx, 20, fence=(0, 4))
+            with pytest.raises(StaleFence, match="token 4 is no longer current"):
+                await connection.commit(tx)
+            assert await count(database, orders) == 2
+            assert await count(database, trades) == 1
+            assert await count(database, webhook_batches) == 1
+        finally:
+            await connection.close()
