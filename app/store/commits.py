@@ -109,7 +109,6 @@ class JournalConnection:
         self._connect_timeout = connect_timeout
         self._pg: psycopg.AsyncConnection[Any] | None = None
         self._sqlite: sqlite3.Connection | None = None
-        self._thread: ThreadPoolExecutor | None = None
         self.connects = 0  # connections opened (tests, health)
 
     @property
@@ -139,11 +138,8 @@ class JournalConnection:
         pg, self._pg = self._pg, None
         if pg is not None:
             await pg.close()
-        thread, self._thread = self._thread, None
-        if thread is not None:
-            if self._sqlite is not None:
-                await asyncio.get_running_loop().run_in_executor(thread, self._sqlite_close)
-            thread.shutdown(wait=False)
+        if self._sqlite is not None:
+            await asyncio.get_running_loop().run_in_executor(_SQLITE_THREAD, self._sqlite_close)
 
     # --- PostgreSQL ---------------------------------------------------------------------------
 
@@ -188,10 +184,7 @@ class JournalConnection:
     async def _sqlite_run(self, function: Any, tx: JournalTransaction) -> None:
         if not tx.statements:
             return
-        if self._thread is None:
-            # sqlite3 connections belong to the thread that made them: one thread of our own.
-            self._thread = ThreadPoolExecutor(1, thread_name_prefix="journal-sqlite")
-        await asyncio.get_running_loop().run_in_executor(self._thread, function, tx)
+        await asyncio.get_running_loop().run_in_executor(_SQLITE_THREAD, function, tx)
 
     def _sqlite_connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(
@@ -228,6 +221,14 @@ class JournalConnection:
         conn, self._sqlite = self._sqlite, None
         if conn is not None:
             conn.close()
+
+
+# The one thread that runs every SQLite journal connection of the process (sqlite3 connections
+# belong to the thread that made them). One long-lived thread, started at the first commit and
+# never shut down, rather than one per journal: a thread started and ended per journal (each
+# test, each restart of the writer) churns thread states, and under coverage's greenlet tracing
+# that churn once left the test process's main thread spinning in greenlet's thread clean-up.
+_SQLITE_THREAD = ThreadPoolExecutor(1, thread_name_prefix="journal-sqlite")
 
 
 def _pg_alive(conn: psycopg.AsyncConnection[Any]) -> bool:
