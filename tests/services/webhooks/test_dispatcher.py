@@ -193,8 +193,10 @@ class TestDelivery:
                 baseline = await latencies(client, 20)
                 await register(client, receiver.url())
                 hanging = await latencies(client, 20)
+                # The receiver holds requests open (up to the per-endpoint limit); on a busy
+                # machine the dispatcher may reach it only after the last order answered.
+                await eventually(lambda: receiver.hanging == 2)
                 held = receiver.hanging
-        # The receiver held requests open the whole time (up to the per-endpoint limit) ...
         assert held == 2
         # ... and no order waited for it: each answered well inside the 5 s read timeout,
         # and typically as fast as without webhooks (loose bound: CI machines vary).
