@@ -21,7 +21,7 @@ from typing import Any
 import orjson
 from sqlalchemy import insert
 
-from app.errors import AppError, BadRequest, ValidationFailed
+from app.errors import AppError, ValidationFailed
 from app.metrics import Metrics
 from app.services.cluster.hop import ReplyListener, ShardTimeout, ShardUnavailable, StreamHop
 from app.services.instrument import Instrument
@@ -29,7 +29,7 @@ from app.services.orders import queries
 from app.services.orders.errors import OrderNotFound, OrderRejectedError
 from app.services.orders.idempotency import IdempotencyGuard
 from app.services.orders.render import render_reject
-from app.services.orders.requests import OrderInvalid, parse_batch, parse_order
+from app.services.orders.requests import OrderInvalid, parse_batch, parse_order, parse_single
 from app.services.orders.router import Registry
 from app.services.orders.shard import shard_of
 from app.store.database import Database
@@ -215,11 +215,7 @@ class StreamRouter:
             log.exception("could not store the merged batch %s", response["batch_id"])
 
     async def place_order(self, account: str, body: bytes) -> dict[str, Any]:
-        try:
-            item = orjson.loads(body)
-        except orjson.JSONDecodeError as exc:
-            raise BadRequest("request body is not valid JSON", code="INVALID_JSON") from exc
-        response = await self.place_batch(account, orjson.dumps({"orders": [item]}))
+        response = await self._place(account, [parse_single(body)], False, None, None)
         result: dict[str, Any] = response["results"][0]
         if result["status"] == "rejected":
             error = result["error"]

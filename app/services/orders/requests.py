@@ -144,12 +144,22 @@ def parse_order(item: Any) -> OrderRequest:
 _BATCH_FIELDS = frozenset({"orders", "atomic"})
 
 
-def parse_batch(body: bytes, max_orders: int) -> tuple[list[Any], bool]:
-    """The batch envelope: ``{"orders": [...], "atomic": false}`` (orders parsed one by one)."""
+def _json(body: bytes) -> Any:
     try:
-        payload = orjson.loads(body)
+        return orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise BadRequest("request body is not valid JSON", code="INVALID_JSON") from exc
+
+
+def parse_single(body: bytes) -> Any:
+    """``POST /orders``: the one order, as a batch item (``parse_order`` checks it there, so
+    a single order and a batch's order are judged by the same code)."""
+    return _json(body)
+
+
+def parse_batch(body: bytes, max_orders: int) -> tuple[list[Any], bool]:
+    """The batch envelope: ``{"orders": [...], "atomic": false}`` (orders parsed one by one)."""
+    payload = _json(body)
     if not isinstance(payload, dict) or not isinstance(payload.get("orders"), list):
         raise ValidationFailed('the body must be {"orders": [...], "atomic": false}')
     unknown = payload.keys() - _BATCH_FIELDS

@@ -20,7 +20,7 @@ from typing import Any
 import orjson
 
 from app.engine import AmendOrder, CancelOrder, OrderBook, Trade
-from app.errors import AppError, BadRequest, ValidationFailed
+from app.errors import AppError, ValidationFailed
 from app.metrics import Metrics
 from app.services.instrument import Instrument, InstrumentStatus
 from app.services.orders import queries
@@ -32,7 +32,7 @@ from app.services.orders.placement import Placement
 from app.services.orders.records import CANCELLED, OrderRecord
 from app.services.orders.recovery import load_state
 from app.services.orders.render import render_order
-from app.services.orders.requests import parse_batch
+from app.services.orders.requests import parse_batch, parse_single
 from app.services.orders.risk import CircuitBreaker, RiskChecker, RiskReject
 from app.services.orders.router import Registry
 from app.services.orders.shard import Shard
@@ -181,11 +181,7 @@ class OrderService:
     async def place_order(self, account: str, body: bytes) -> dict[str, Any]:
         """One order (``POST /orders``): the batch path with a single order, whose result
         (``index`` 0) it returns as it is."""
-        try:
-            item = orjson.loads(body)
-        except orjson.JSONDecodeError as exc:
-            raise BadRequest("request body is not valid JSON", code="INVALID_JSON") from exc
-        response = await self.place_batch(account, orjson.dumps({"orders": [item]}))
+        response = await self.place_items(account, [parse_single(body)], False)
         result: dict[str, Any] = response["results"][0]
         if result["status"] == "rejected":
             error = result["error"]
