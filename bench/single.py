@@ -132,12 +132,35 @@ def load(port: int, spec_file: Path, seconds: float, *, connections: int, rate: 
     return json.loads(out.strip().splitlines()[-1])
 
 
-def measure(port: int, spec_file: Path, args: argparse.Namespace) -> dict:
-    closed = {str(c): load(port, spec_file, args.seconds, connections=c) for c in args.connections}
+def measure(
+    port: int, spec_file: Path, args: argparse.Namespace, *, profile_pid: int | None = None
+) -> dict:
+    """Closed loop at each connection count, then open loop at each rate. ``profile_pid``:
+    py-spy records that process during the closed loop with the most connections."""
+    closed = {}
+    for c in args.connections:
+        spy = None
+        if profile_pid is not None and c == max(args.connections):
+            spy = record_profile(profile_pid, args.profile, args.seconds)
+        closed[str(c)] = load(port, spec_file, args.seconds, connections=c)
+        if spy is not None:
+            spy.wait(timeout=args.seconds + 60)
+            closed[str(c)]["profile"] = str(args.profile)
     opened = {
         str(r): load(port, spec_file, args.seconds, connections=256, rate=r) for r in args.rates
     }
     return {"closed": closed, "open": opened}
+
+
+def record_profile(pid: int, out: Path, seconds: float) -> subprocess.Popen[bytes]:
+    """``py-spy record`` of ``pid`` for ``seconds`` into ``out`` (raw stacks; read them with
+    bench/profile.py). py-spy comes from PyPI (``pip install py-spy``) and needs ptrace."""
+    spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    return subprocess.Popen(
+        [spy, "record", "--pid", str(pid), "--format", "raw", "--rate", "500",
+         "--duration", str(int(seconds)), "--nonblocking", "-o", str(out)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
 
 
 def summary(name: str, figures: dict) -> None:
@@ -164,6 +187,11 @@ def main() -> None:
     )
     parser.add_argument("--peer-venv", type=Path, default=Path(tempfile.gettempdir()) / "peer312")
     parser.add_argument("--no-peer", action="store_true")
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        help="py-spy ours during the run with the most connections (raw stacks to this file)",
+    )
     args = parser.parse_args()
 
     workdir = Path(tempfile.mkdtemp(prefix="bench-single-"))
@@ -178,7 +206,8 @@ def main() -> None:
         service = serve(workdir, port, DATABASE_URL=fresh_database(database))
         try:
             wait_ready(f"http://127.0.0.1:{port}/health/ready", service)
-            result["ours"] = measure(port, ours_file, args)
+            pid = service.pid if args.profile else None
+            result["ours"] = measure(port, ours_file, args, profile_pid=pid)
         finally:
             stop(service)
         summary("ours", result["ours"])
