@@ -83,8 +83,6 @@ def build_order_service(
                 max_notional=limits.max_notional,
                 max_open_orders=limits.max_open_orders,
                 price_band_percent=limits.price_band_percent,
-                breaker_percent=limits.breaker_percent,
-                breaker_window_ns=window_ns,
             )
         ),
         breaker=CircuitBreaker(percent=limits.breaker_percent, window_ns=window_ns),

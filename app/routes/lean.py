@@ -69,8 +69,8 @@ class _Request:
     request_id: str | None
     content_length: str | None
     idempotency_key: str | None
-    # ``Origin`` (CORS headers to add) or ``X-Kite-Version`` (the Kite Connect dialect,
-    # DESIGN.md): FastAPI's stack answers those.
+    # ``Origin`` (CORS headers to add) or ``X-Kite-Version`` (the Kite Connect dialect):
+    # FastAPI's stack answers those.
     other_protocol: bool
 
 

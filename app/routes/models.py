@@ -2,7 +2,7 @@
 
 Documentation only: the routes build plain dicts and render them with orjson, so these
 models cost nothing per request. They list the fields clients rely on; more may be added
-(DESIGN.md: add fields freely), so none of them forbids extra properties.
+(README, "Endpoints": responses may gain fields), so none of them forbids extra properties.
 """
 
 from __future__ import annotations

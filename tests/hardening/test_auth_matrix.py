@@ -208,7 +208,7 @@ NEW_ORDER = {"symbol": "NSE:INFY", "side": "buy", "quantity": "1", "price": "169
 HOOKS = "/advanced/webhooks"
 DELIVERY = "/advanced/webhooks/{endpoint_id}/deliveries/{delivery_id}"
 
-R, T, A = Scope.READ, Scope.TRADE, Scope.ADMIN  # the scope DESIGN.md gives each route
+R, T, A = Scope.READ, Scope.TRADE, Scope.ADMIN  # the scope the README gives each route
 
 PROBES = [
     Probe("GET", "/instruments", R, fixed("/instruments?limit=5"), 200),

@@ -29,7 +29,7 @@ from app.services.orders import queries
 from app.services.orders.errors import OrderNotFound, OrderRejectedError
 from app.services.orders.idempotency import IdempotencyGuard
 from app.services.orders.render import render_reject
-from app.services.orders.requests import OrderInvalid, parse_batch, parse_order, parse_single
+from app.services.orders.requests import parse_batch, parse_order, parse_single
 from app.services.orders.router import Registry
 from app.services.orders.shard import shard_of
 from app.store.database import Database
@@ -104,10 +104,10 @@ class StreamRouter:
                 for price in (request.price, request.trigger_price):
                     if price is not None:
                         instrument.price_to_ticks(price)
-            except (OrderInvalid, AppError) as exc:
+            except AppError as exc:  # OrderReject, or the registry's unknown instrument
                 cid = item.get("client_order_id") if isinstance(item, dict) else None
                 results[index] = render_reject(
-                    index, cid if isinstance(cid, str) else None, exc.code, _message(exc)
+                    index, cid if isinstance(cid, str) else None, exc.code, exc.message
                 )
                 continue
             orders, indices = parts.setdefault(self._shard(instrument), ([], []))
@@ -299,7 +299,3 @@ class StreamRouter:
 
         instrument = self._registry.snapshot.lookup(symbol)
         return await trade_page(self._database, instrument, limit, cursor)
-
-
-def _message(exc: Exception) -> str:
-    return getattr(exc, "message", None) or str(exc) or type(exc).__name__

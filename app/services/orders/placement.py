@@ -82,13 +82,12 @@ class Placement:
                         )
                     seen.add(cid)
                 prepared.append(ready)
-            except (OrderInvalid, RiskReject, AppError) as exc:
+            except AppError as exc:  # OrderReject, or the registry's unknown instrument
                 cid = item.get("client_order_id") if isinstance(item, dict) else None
-                code = getattr(exc, "code", "VALIDATION_ERROR")
                 results[index] = render_reject(
-                    index, cid if isinstance(cid, str) else None, code, _message(exc)
+                    index, cid if isinstance(cid, str) else None, exc.code, exc.message
                 )
-                codes[code] += 1
+                codes[exc.code] += 1
         if atomic and codes:
             for p in prepared:
                 results[p.index] = render_reject(
@@ -216,7 +215,3 @@ class Placement:
         )
         self._live.add(record)
         return record
-
-
-def _message(exc: Exception) -> str:
-    return getattr(exc, "message", None) or str(exc) or type(exc).__name__

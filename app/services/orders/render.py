@@ -86,7 +86,7 @@ def render_order(instrument: Instrument, record: OrderRecord) -> dict[str, Any]:
 def render_result(
     instrument: Instrument, record: OrderRecord, index: int, *, created: bool = True
 ) -> dict[str, Any]:
-    """The order result of a batch (DESIGN.md "Order result"): the outcome, not the order.
+    """The order result of a batch (README, "Orders": an order result): the outcome, not the order.
 
     ``created`` is false when a repeated ``client_order_id`` returned an earlier order."""
     lots = instrument.lots_to_quantity

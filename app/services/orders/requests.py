@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field
 
 from app.engine import OrderType, SelfTradePrevention, Side, TimeInForce
 from app.errors import BadRequest, PayloadTooLarge, ValidationFailed
+from app.services.orders.errors import OrderReject
 
 MAX_CLIENT_ORDER_ID = 64
 CLIENT_ORDER_ID_PATTERN = r"^[A-Za-z0-9._:\-]{1,64}$"
@@ -44,13 +45,8 @@ _FIELDS = frozenset(
 )
 
 
-class OrderInvalid(Exception):
+class OrderInvalid(OrderReject):
     """One order is malformed; ``code`` is the per-order reject code."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
 
 
 @dataclass(slots=True)

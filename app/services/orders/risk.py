@@ -12,12 +12,11 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Protocol
 
+from app.services.orders.errors import OrderReject
 
-class RiskReject(Exception):
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
+
+class RiskReject(OrderReject):
+    """The order breaks a limit, a band or a halt; ``code`` is the per-order reject code."""
 
 
 class GridInstrument(Protocol):
@@ -35,8 +34,6 @@ class RiskLimits:
     max_notional: Decimal
     max_open_orders: int
     price_band_percent: Decimal
-    breaker_percent: Decimal
-    breaker_window_ns: int
 
 
 @dataclass(frozen=True, slots=True)

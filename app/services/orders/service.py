@@ -33,7 +33,7 @@ from app.services.orders.records import CANCELLED, OrderRecord
 from app.services.orders.recovery import load_state
 from app.services.orders.render import render_order
 from app.services.orders.requests import parse_batch, parse_single
-from app.services.orders.risk import CircuitBreaker, RiskChecker, RiskReject
+from app.services.orders.risk import CircuitBreaker, RiskChecker
 from app.services.orders.router import Registry
 from app.services.orders.shard import Shard
 from app.store.database import Database
@@ -263,16 +263,13 @@ class OrderService:
         instrument = self._registry.snapshot.instrument(record.instrument_token)
         lots = None if quantity is None else instrument.quantity_to_lots(quantity)
         ticks = None if price is None else instrument.price_to_ticks(price)
-        try:
-            self._risk.check(
-                instrument,
-                lots=lots if lots is not None else record.remaining,
-                price=ticks,
-                reference=self._placement.reference(instrument),
-                open_orders=0,
-            )
-        except RiskReject as exc:
-            raise ValidationFailed(exc.message, code=exc.code) from exc
+        self._risk.check(  # a RiskReject answers 422 with its code
+            instrument,
+            lots=lots if lots is not None else record.remaining,
+            price=ticks,
+            reference=self._placement.reference(instrument),
+            open_orders=0,
+        )
         unit, touched = JournalUnit(), dict[int, OrderRecord]()
         applied = self._live.submit(
             AmendOrder(order_id, lots, ticks, self._clock()), record.instrument_token, unit, touched

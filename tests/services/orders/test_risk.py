@@ -35,8 +35,6 @@ def checker(
             max_notional=Decimal(notional),
             max_open_orders=open_orders,
             price_band_percent=Decimal(band),
-            breaker_percent=Decimal(20),
-            breaker_window_ns=60 * SECOND,
         )
     )
 
