@@ -28,10 +28,10 @@ from app.services.instrument import Instrument
 from app.services.orders import queries
 from app.services.orders.errors import OrderNotFound, OrderRejectedError
 from app.services.orders.idempotency import IdempotencyGuard
-from app.services.orders.render import render_reject
 from app.services.orders.requests import parse_batch, parse_order, parse_single
 from app.services.orders.router import Registry
 from app.services.orders.shard import shard_of
+from app.services.render import render_reject
 from app.store.database import Database
 from app.store.journal import batches
 from app.store.redis import RedisStore

@@ -18,10 +18,10 @@ from app.services.instrument import Instrument, InstrumentStatus
 from app.services.orders.books import LiveBooks
 from app.services.orders.journal import JournalUnit
 from app.services.orders.records import OrderRecord
-from app.services.orders.render import render_reject, render_result
 from app.services.orders.requests import OrderInvalid, OrderRequest, parse_order
 from app.services.orders.risk import RiskChecker, RiskReject
 from app.services.orders.router import Registry
+from app.services.render import render_reject, render_result
 
 
 @dataclass(slots=True)

@@ -10,8 +10,8 @@ from app.services.orders import queries
 from app.services.orders.errors import OrderNotFound
 from app.services.orders.fills import FillFilter, list_fills
 from app.services.orders.records import LIVE_STATUSES
-from app.services.orders.render import render_account_fill, render_order
 from app.services.orders.router import Registry
+from app.services.render import render_account_fill, render_order
 from app.services.ticker.candles import MAX_NS, parse_time
 from app.store.database import Database
 
@@ -115,7 +115,18 @@ class OrderReads:
         rows, next_cursor = await list_fills(self._database, wanted, limit=limit, cursor=cursor)
         return {
             "items": [
-                render_account_fill(snapshot.instrument(r.instrument_token), r) for r in rows
+                render_account_fill(
+                    snapshot.instrument(r.instrument_token),
+                    trade_id=r.trade_id,
+                    order_id=r.order_id,
+                    client_order_id=r.client_order_id,
+                    side=r.side,
+                    price=r.price,
+                    quantity=r.quantity,
+                    liquidity=r.liquidity,
+                    ts_ns=r.ts_ns,
+                )
+                for r in rows
             ],
             "next_cursor": next_cursor,
         }

@@ -31,11 +31,11 @@ from app.services.orders.journal import JournalUnavailable, JournalUnit, Journal
 from app.services.orders.placement import Placement
 from app.services.orders.records import CANCELLED, OrderRecord
 from app.services.orders.recovery import load_state
-from app.services.orders.render import render_order
 from app.services.orders.requests import parse_batch, parse_single
 from app.services.orders.risk import CircuitBreaker, RiskChecker
 from app.services.orders.router import Registry
 from app.services.orders.shard import Shard
+from app.services.render import render_order
 from app.store.database import Database
 
 log = logging.getLogger(__name__)

@@ -13,8 +13,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from app.errors import ValidationFailed
+from app.services.render import iso_time
 from app.services.ticker.sessions import Registry
-from app.services.ticker.ticks import iso
 from app.store.database import Database
 from app.store.ticker import candles
 
@@ -93,7 +93,7 @@ class CandleService:
             "interval": interval,
             "items": [
                 {
-                    "start": iso(row.start_ns) if row.start_ns else "1970-01-01T00:00:00Z",
+                    "start": iso_time(row.start_ns) if row.start_ns else "1970-01-01T00:00:00Z",
                     "open": price(row.open),
                     "high": price(row.high),
                     "low": price(row.low),

@@ -8,40 +8,14 @@ accounts in ``wanted`` are rendered, so an idle stream costs nothing.
 from __future__ import annotations
 
 from collections.abc import Callable, Container, Iterable
-from typing import Any
 
 import orjson
 
 from app.services.instrument import Instrument
 from app.services.orders.journal import JournalUnit
-from app.services.ticker.ticks import iso
+from app.services.render import render_account_fill, render_order_update
 
 InstrumentOf = Callable[[int], Instrument | None]
-
-
-def render_order(instrument: Instrument, row: dict[str, Any], created: bool) -> dict[str, Any]:
-    price, qty = instrument.ticks_to_price, instrument.lots_to_quantity
-    return {
-        "order_id": str(row["order_id"]),
-        "client_order_id": row["client_order_id"],
-        "batch_id": row["batch_id"],
-        "symbol": instrument.symbol,
-        "instrument_token": row["instrument_token"],
-        "side": row["side"],
-        "type": row["order_type"],
-        "time_in_force": row["time_in_force"],
-        "post_only": row["post_only"],
-        "price": None if row["price"] is None else price(row["price"]),
-        "trigger_price": None if row["trigger_price"] is None else price(row["trigger_price"]),
-        "quantity": qty(row["quantity"]),
-        "status": row["status"],
-        "filled_quantity": qty(row["filled"]),
-        "remaining_quantity": qty(row["remaining"]),
-        "reason": row["reason"],
-        "created": created,
-        "created_ns": row["created_ns"],
-        "updated_ns": row["updated_ns"],
-    }
 
 
 def order_events(
@@ -63,19 +37,18 @@ def order_events(
                 if account not in wanted:
                     continue
                 row = rows.get(order_id)
-                fill = {
-                    "trade_id": str(trade.seq),
-                    "order_id": str(order_id),
-                    "client_order_id": None if row is None else row["client_order_id"],
-                    "symbol": instrument.symbol,
-                    "instrument_token": token,
-                    "side": side,
-                    "price": instrument.ticks_to_price(trade.price),
-                    "quantity": instrument.lots_to_quantity(trade.quantity),
-                    "liquidity": liquidity,
-                    "timestamp": iso(trade.timestamp),
-                    "ts_ns": trade.timestamp,
-                }
+                fill = render_account_fill(
+                    instrument,
+                    trade_id=trade.seq,
+                    order_id=order_id,
+                    client_order_id=None if row is None else row["client_order_id"],
+                    side=side,
+                    price=trade.price,
+                    quantity=trade.quantity,
+                    liquidity=liquidity,
+                    ts_ns=trade.timestamp,
+                    time_key="timestamp",
+                )
                 out.append((account, "fill", orjson.dumps({"type": "fill", "fill": fill})))
         for row in unit.orders:
             account = row["account"]
@@ -84,6 +57,6 @@ def order_events(
             instrument = instrument_of(row["instrument_token"])
             if instrument is None:
                 continue
-            order = render_order(instrument, row, row["order_id"] in unit.created)
+            order = render_order_update(instrument, row, created=row["order_id"] in unit.created)
             out.append((account, "order", orjson.dumps({"type": "order", "order": order})))
     return out

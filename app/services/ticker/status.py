@@ -9,12 +9,12 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from app.metrics import Metrics
+from app.services.render import iso_time_or_none
 from app.services.ticker.fanout import Fanout
 from app.services.ticker.hub import Hub
 from app.services.ticker.protocol import heartbeat
 from app.services.ticker.registry import Entry, ReplicaRegistry
 from app.services.ticker.subscriptions import SubscriptionService
-from app.services.ticker.ticks import iso
 
 
 class TickerStatus:
@@ -61,7 +61,7 @@ class TickerStatus:
             "replicas": replicas,
             "connections": connections,
             "subscriptions": subscriptions,
-            "last_tick_at": iso(self.last_tick_ns),
+            "last_tick_at": iso_time_or_none(self.last_tick_ns),
             "local": {
                 "connections": len(hub.connections),
                 "subscriptions": hub.subscriptions,

@@ -13,13 +13,13 @@ from __future__ import annotations
 import heapq
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
 from app.engine import BookSnapshot, Trade
 from app.services.instrument import Instrument, decimal_text
 from app.services.orders.journal import JournalUnit
+from app.services.render import iso_time_or_none
 from app.store.ticker import DayStats
 
 NS_PER_DAY = 86_400 * 1_000_000_000
@@ -50,12 +50,6 @@ _QUOTE_KEYS = (
     "ohlc",
 )
 _KEYS = {Mode.LTP: _LTP_KEYS, Mode.QUOTE: _QUOTE_KEYS}
-
-
-def iso(ns: int) -> str | None:
-    if not ns:
-        return None
-    return datetime.fromtimestamp(ns / 1e9, UTC).isoformat().replace("+00:00", "Z")
 
 
 @dataclass(slots=True)
@@ -211,14 +205,14 @@ def render(state: InstrumentTicks, instrument: Instrument, depth: DepthIndex) ->
         "seq": state.seq,
         # Null both until the instrument changes: a snapshot of an instrument nothing has
         # happened to yet (since this replica started, beyond today's trades) has no time.
-        "timestamp": iso(state.changed_ns),
+        "timestamp": iso_time_or_none(state.changed_ns),
         "ts_ns": state.changed_ns or None,
         # Before the first trade the registry's last price stands in (Kite's last_price).
         "ltp": price(ltp)
         if ltp is not None
         else (decimal_text(instrument.last_price) if instrument.last_price > 0 else None),
         "last_quantity": qty(state.last_quantity),
-        "last_trade_time": iso(state.last_trade_ns),
+        "last_trade_time": iso_time_or_none(state.last_trade_ns),
         "volume": qty(state.volume),
         "trades": state.trades,
         "bid": price(bids[0][0]) if bids else None,

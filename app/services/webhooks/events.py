@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
 from app.engine import Trade
 from app.services.instrument import Instrument
+from app.services.render import iso_time, render_event_fill, render_order_event
 from app.store.webhooks import CHANGE_FIELDS, CHANGE_STATUS, SNAPSHOT_FIELDS
 
 ACCEPTED = "order.accepted"
@@ -36,13 +36,6 @@ EXPIRED = "order.expired"
 REJECTED = "order.rejected"
 ORDER_EVENTS = (ACCEPTED, PARTIALLY_FILLED, FILLED, CANCELLED, EXPIRED, REJECTED)
 TEST_EVENT = "webhook.test"
-
-
-def iso_time(ns: int) -> str:
-    """RFC 3339 UTC with microseconds, e.g. ``2026-11-22T09:15:00.123456Z``."""
-    seconds, rest = divmod(ns, 1_000_000_000)
-    moment = datetime.fromtimestamp(seconds, UTC).replace(microsecond=rest // 1000)
-    return moment.isoformat().replace("+00:00", "Z")
 
 
 def event_types(status: str, *, created: bool, traded: bool) -> list[str]:
@@ -56,31 +49,6 @@ def event_types(status: str, *, created: bool, traded: bool) -> list[str]:
     elif status == "expired":
         types.append(EXPIRED)
     return types
-
-
-def render_order(instrument: Instrument, row: dict[str, Any]) -> dict[str, Any]:
-    price, trigger = row["price"], row["trigger_price"]
-    lots = instrument.lots_to_quantity
-    return {
-        "order_id": str(row["order_id"]),
-        "client_order_id": row["client_order_id"],
-        "batch_id": row["batch_id"],
-        "symbol": instrument.symbol,
-        "instrument_token": row["instrument_token"],
-        "side": row["side"],
-        "type": row["order_type"],
-        "time_in_force": row["time_in_force"],
-        "post_only": row["post_only"],
-        "price": None if price is None else instrument.ticks_to_price(price),
-        "trigger_price": None if trigger is None else instrument.ticks_to_price(trigger),
-        "quantity": lots(row["quantity"]),
-        "status": row["status"],
-        "filled_quantity": lots(row["filled"]),
-        "remaining_quantity": lots(row["remaining"]),
-        "reason": row["reason"],
-        "created_at": iso_time(row["created_ns"]),
-        "updated_at": iso_time(row["updated_ns"]),
-    }
 
 
 def message_id(endpoint_id: str, outbox_id: int) -> str:
@@ -162,20 +130,11 @@ def render_body(
     found = instrument(row["instrument_token"])
     fills = []
     if event_type in (FILLED, PARTIALLY_FILLED):
-        fills = [
-            {
-                "trade_id": str(seq),
-                "price": found.ticks_to_price(price),
-                "quantity": found.lots_to_quantity(quantity),
-                "liquidity": liquidity,
-                "executed_at": iso_time(timestamp),
-            }
-            for seq, timestamp, price, quantity, liquidity in stored_fills
-        ]
+        fills = [render_event_fill(found, *fill) for fill in stored_fills]
     return orjson.dumps(
         {
             "type": event_type,
             "timestamp": iso_time(row["updated_ns"]),
-            "data": {"order": render_order(found, row), "fills": fills},
+            "data": {"order": render_order_event(found, row), "fills": fills},
         }
     )

@@ -9,7 +9,8 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.errors import Conflict, NotFound, ValidationFailed
-from app.services.webhooks.events import ORDER_EVENTS, iso_time, message_id
+from app.services.render import iso_time
+from app.services.webhooks.events import ORDER_EVENTS, message_id
 
 DELIVERY_STATUSES = ("pending", "delivered", "failed")
 

@@ -1,10 +1,10 @@
-"""Which events an order row yields, and how times render."""
+"""Which events an order row yields."""
 
 from __future__ import annotations
 
 import pytest
 
-from app.services.webhooks.events import event_types, iso_time
+from app.services.webhooks.events import event_types
 
 
 class TestEventTypes:
@@ -34,9 +34,3 @@ class TestEventTypes:
         self, status: str, created: bool, traded: bool, expected: list[str]
     ) -> None:
         assert event_types(status, created=created, traded=traded) == expected
-
-
-class TestIsoTime:
-    def test_microseconds_and_z(self) -> None:
-        assert iso_time(1_795_000_000_123_456_789) == "2026-11-18T11:06:40.123456Z"
-        assert iso_time(0) == "1970-01-01T00:00:00Z"
