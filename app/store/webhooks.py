@@ -14,7 +14,6 @@ of a dispatcher that died simply expires.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
 from typing import Any
 
 import orjson
@@ -105,11 +104,11 @@ webhook_attempts = Table(
 # What the hook writes in the order path's commit: ONE row per commit. ``events`` is a JSON
 # document, the commit's order changes ``{"v": 2, "r": routes, "u": units}`` (see
 # app.services.webhooks.events), which the dispatcher expands into messages in its own
-# transaction (``expand_batches``): on PostgreSQL in SQL, on SQLite with the services'
-# ``derive``. ``event_count``: the order changes (each yields one message per subscribed
-# event and endpoint). Both keep work out of the journal's serial commit. On PostgreSQL the
-# column is compressed with lz4 (migration 0007) where the server has it: pglz took ~10 ms
-# per 600 kB batch.
+# transaction (``expand_batches``): on PostgreSQL in SQL, on SQLite in Python, both made from
+# one table of rules (``EVENT_RULES``). ``event_count``: the order changes (each yields one
+# message per subscribed event and endpoint). Both keep work out of the journal's serial
+# commit. On PostgreSQL the column is compressed with lz4 (migration 0007) where the server
+# has it: pglz took ~10 ms per 600 kB batch.
 webhook_batches = Table(
     "webhook_batches",
     metadata,
@@ -149,8 +148,82 @@ assert CHANGE_FIELDS[:2] == ("account", "order_id")  # the SQL below relies on i
 # One message: (endpoint_id, event_type, order_id, payload), the payload any JSON-able value
 # (stored as its JSON text).
 OutboxRow = tuple[str, str, int | None, Any]
-# Derives the messages of a batch document (SQLite's expansion).
-Derive = Callable[[dict[str, Any]], Iterable[OutboxRow]]
+
+# --- the event rules: one table, read by the Python expansion and made into the SQL one --------
+
+ACCEPTED = "order.accepted"
+PARTIALLY_FILLED = "order.partially_filled"
+FILLED = "order.filled"
+CANCELLED = "order.cancelled"
+EXPIRED = "order.expired"
+REJECTED = "order.rejected"
+ORDER_EVENTS = (ACCEPTED, PARTIALLY_FILLED, FILLED, CANCELLED, EXPIRED, REJECTED)
+
+# Which events an order change fires, in this order: per rule, when it applies (the request
+# "created" the order, "traded" it, or "always"), then the event for the order's status after
+# the request, else the rule's default (None: no event). So one request can fire several
+# events for one order, e.g. accepted, partially filled and cancelled for an IOC.
+EVENT_RULES: tuple[tuple[str, dict[str, str], str | None], ...] = (
+    ("created", {"rejected": REJECTED}, ACCEPTED),
+    ("traded", {"filled": FILLED}, PARTIALLY_FILLED),
+    ("always", {"cancelled": CANCELLED, "expired": EXPIRED}, None),
+)
+
+
+def event_types(status: str, *, created: bool, traded: bool) -> list[str]:
+    """The events an order change fires (``EVENT_RULES``)."""
+    applies = {"created": created, "traded": traded, "always": True}
+    types = []
+    for when, by_status, default in EVENT_RULES:
+        if applies[when]:
+            event = by_status.get(status, default)
+            if event is not None:
+                types.append(event)
+    return types
+
+
+def expand_changes(doc: dict[str, Any]) -> list[OutboxRow]:
+    """The messages of a batch document, in order: (endpoint_id, event_type, order_id,
+    snapshot). Per unit, per changed order, its events (``event_types``), per endpoint of the
+    order's account that took the event type. ``_PG_EXPAND`` is the same, in SQL made from
+    the same rules; the tests hold the two to the same output."""
+    routes: dict[str, dict[str, list[str]]] = doc["r"]
+    messages: list[OutboxRow] = []
+    for changes, created_ids, trades in doc["u"]:
+        created = set(created_ids)
+        fills: dict[int, list[list[Any]]] = {}
+        for seq, timestamp, price, quantity, maker, taker in trades:
+            fills.setdefault(maker, []).append([seq, timestamp, price, quantity, "maker"])
+            fills.setdefault(taker, []).append([seq, timestamp, price, quantity, "taker"])
+        for change in changes:
+            mine = routes.get(change[0])
+            if not mine:
+                continue
+            order_id = change[1]
+            order_fills = fills.get(order_id)
+            payload = [1, change[1:], order_fills or []]
+            for event_type in event_types(
+                change[CHANGE_STATUS], created=order_id in created, traded=bool(order_fills)
+            ):
+                for endpoint_id in mine.get(event_type, ()):
+                    messages.append((endpoint_id, event_type, order_id, payload))
+    return messages
+
+
+def _sql_rule(when: str, by_status: dict[str, str], default: str | None) -> str:
+    """One rule of ``EVENT_RULES`` as a SQL expression over a change ``c`` (NULL: no event).
+    Only the table's own constants are written into the SQL."""
+    status = "c.change->>" + str(CHANGE_STATUS)
+    cases = " ".join(f"WHEN '{state}' THEN '{event}'" for state, event in by_status.items())
+    otherwise = f" ELSE '{default}'" if default is not None else ""
+    event = f"CASE {status} {cases}{otherwise} END"
+    guard = {"created": "c.created", "traded": "c.fills IS NOT NULL", "always": None}[when]
+    return event if guard is None else f"CASE WHEN {guard} THEN {event} END"
+
+
+_SQL_RULES = ",\n            ".join(
+    f"({k}, {_sql_rule(*rule)})" for k, rule in enumerate(EVENT_RULES, start=1)
+)
 
 _INSERT_BATCH = (
     "INSERT INTO webhook_batches (events, event_count, created_ns, deadline_ns) "
@@ -159,10 +232,9 @@ _INSERT_BATCH = (
 _SQLITE_INSERT_BATCH = _INSERT_BATCH.replace("%s", "?")
 _COLUMNS = "endpoint_id, event_type, order_id, payload, created_ns, next_attempt_ns, deadline_ns"
 
-# PostgreSQL's expansion, the rules of ``events.expand_changes`` in SQL. Message ids follow
-# the batches' order and, inside one, (unit, order row, event, endpoint): what keeps an
-# order's events in sequence.
-_STATUS = "c.change->>" + str(CHANGE_STATUS)
+# PostgreSQL's expansion: ``expand_changes`` in SQL, its events made from ``EVENT_RULES``.
+# Message ids follow the batches' order and, inside one, (unit, order row, event, endpoint):
+# what keeps an order's events in sequence.
 _PG_EXPAND = f"""
 WITH taken AS (
     DELETE FROM webhook_batches
@@ -191,12 +263,7 @@ WITH taken AS (
         jsonb_build_array(1, c.change - 0, coalesce(c.fills, '[]'::jsonb))::text AS payload
     FROM changes c,
         LATERAL (VALUES
-            (1, CASE WHEN c.created THEN CASE WHEN {_STATUS} = 'rejected'
-                THEN 'order.rejected' ELSE 'order.accepted' END END),
-            (2, CASE WHEN c.fills IS NOT NULL THEN CASE WHEN {_STATUS} = 'filled'
-                THEN 'order.filled' ELSE 'order.partially_filled' END END),
-            (3, CASE {_STATUS} WHEN 'cancelled' THEN 'order.cancelled'
-                WHEN 'expired' THEN 'order.expired' END)
+            {_SQL_RULES}
         ) AS e(k, event_type),
         jsonb_array_elements_text(c.routes->(c.change->>0)->e.event_type) WITH ORDINALITY
             AS ep(endpoint_id, n)
@@ -239,9 +306,7 @@ def queue_changes(
     tx.execute(_INSERT_BATCH if tx.postgres else _SQLITE_INSERT_BATCH, params)
 
 
-async def expand_batches(
-    conn: AsyncConnection, *, derive: Derive, limit: int = 50
-) -> tuple[int, int] | None:
+async def expand_batches(conn: AsyncConnection, *, limit: int = 50) -> tuple[int, int] | None:
     """Turn the oldest queued batches into outbox rows (in the caller's transaction):
     (batches taken, messages added), or None when another dispatcher is expanding now."""
     if conn.dialect.name == "postgresql":
@@ -259,7 +324,9 @@ async def expand_batches(
     values: list[tuple[Any, ...]] = []
     for batch in batches:
         created_ns, deadline_ns = batch.created_ns, batch.deadline_ns
-        for endpoint_id, event_type, order_id, payload in derive(orjson.loads(batch.events)):
+        for endpoint_id, event_type, order_id, payload in expand_changes(
+            orjson.loads(batch.events)
+        ):
             body = orjson.dumps(payload).decode()
             values.append(
                 (endpoint_id, event_type, order_id, body, created_ns, created_ns, deadline_ns)

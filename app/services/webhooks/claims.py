@@ -29,7 +29,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from app.services.webhooks.events import expand_changes, message_id
+from app.services.webhooks.events import message_id
 from app.services.webhooks.signing import protect
 from app.store.database import Database
 from app.store.webhooks import (
@@ -323,7 +323,7 @@ async def expand(database: Database, *, rounds: int = 1000) -> tuple[int, bool]:
     added = 0
     for _ in range(rounds):
         async with _transaction(database) as conn:
-            done = await expand_batches(conn, derive=expand_changes)
+            done = await expand_batches(conn)
         if not done or not done[0]:  # another dispatcher is at it, or none left
             return added, False
         added += done[1]

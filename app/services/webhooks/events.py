@@ -9,46 +9,25 @@ partially filled IOC's ``order.partially_filled`` already shows status ``cancell
 
 The order path's commit stores only what the events are derived from: each request's changed
 order rows (the snapshot fields), the orders it placed and its trades (``changes``). The
-dispatcher derives the messages from that later (``expand_changes``, and the same rules in SQL
-on PostgreSQL), each keeping a compact snapshot (the order row and its fills, integers); the
-body with decimal strings and timestamps is rendered from it when the message is sent,
-identically on every attempt.
+dispatcher derives the messages from that later (``app.store.webhooks.expand_changes``, and
+in SQL on PostgreSQL, both from one table of rules, ``EVENT_RULES``), each keeping a compact
+snapshot (the order row and its fills, integers); the body with decimal strings and
+timestamps is rendered from it when the message is sent, identically on every attempt.
 """
 
 from __future__ import annotations
 
 import operator
 from collections.abc import Callable
-from typing import Any
 
 import orjson
 
 from app.engine import Trade
 from app.services.instrument import Instrument
 from app.services.render import iso_time, render_event_fill, render_order_event
-from app.store.webhooks import CHANGE_FIELDS, CHANGE_STATUS, SNAPSHOT_FIELDS
+from app.store.webhooks import CHANGE_FIELDS, FILLED, PARTIALLY_FILLED, SNAPSHOT_FIELDS
 
-ACCEPTED = "order.accepted"
-PARTIALLY_FILLED = "order.partially_filled"
-FILLED = "order.filled"
-CANCELLED = "order.cancelled"
-EXPIRED = "order.expired"
-REJECTED = "order.rejected"
-ORDER_EVENTS = (ACCEPTED, PARTIALLY_FILLED, FILLED, CANCELLED, EXPIRED, REJECTED)
 TEST_EVENT = "webhook.test"
-
-
-def event_types(status: str, *, created: bool, traded: bool) -> list[str]:
-    types = []
-    if created:
-        types.append(REJECTED if status == "rejected" else ACCEPTED)
-    if traded:
-        types.append(FILLED if status == "filled" else PARTIALLY_FILLED)
-    if status == "cancelled":
-        types.append(CANCELLED)
-    elif status == "expired":
-        types.append(EXPIRED)
-    return types
 
 
 def message_id(endpoint_id: str, outbox_id: int) -> str:
@@ -88,34 +67,6 @@ def trade_fields(trade: Trade) -> tuple[int, int, int, int, int, int]:
         trade.maker_order_id,
         trade.taker_order_id,
     )
-
-
-def expand_changes(doc: dict[str, Any]) -> list[tuple[str, str, int, list[Any]]]:
-    """The messages of a batch document, in order: (endpoint_id, event_type, order_id,
-    snapshot). Per unit, per changed order, its events (``event_types``), per endpoint of the
-    order's account that took the event type. PostgreSQL runs the same rules in SQL
-    (``app.store.webhooks``); the tests hold the two to the same output."""
-    routes: dict[str, dict[str, list[str]]] = doc["r"]
-    messages: list[tuple[str, str, int, list[Any]]] = []
-    for changes, created_ids, trades in doc["u"]:
-        created = set(created_ids)
-        fills: dict[int, list[list[Any]]] = {}
-        for seq, timestamp, price, quantity, maker, taker in trades:
-            fills.setdefault(maker, []).append([seq, timestamp, price, quantity, "maker"])
-            fills.setdefault(taker, []).append([seq, timestamp, price, quantity, "taker"])
-        for change in changes:
-            mine = routes.get(change[0])
-            if not mine:
-                continue
-            order_id = change[1]
-            order_fills = fills.get(order_id)
-            payload = [1, change[1:], order_fills or []]
-            for event_type in event_types(
-                change[CHANGE_STATUS], created=order_id in created, traded=bool(order_fills)
-            ):
-                for endpoint_id in mine.get(event_type, ()):
-                    messages.append((endpoint_id, event_type, order_id, payload))
-    return messages
 
 
 def render_body(

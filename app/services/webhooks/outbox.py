@@ -10,8 +10,9 @@ lookup per order row; and it writes ONE batch row per commit holding the request
 order rows (of accounts with endpoints, as positional tuples), the ids of the orders they
 placed, their trades and the routes (account -> event type -> endpoints) as they were at the
 commit. Which events each order yields and which endpoints get them is worked out later, by
-the dispatcher's expansion (``events.expand_changes``; in SQL on PostgreSQL), outside the
-order path: per order, that derivation in Python costs several times what the tuple does.
+the dispatcher's expansion (``app.store.webhooks.expand_changes``; in SQL on PostgreSQL),
+outside the order path: per order, that derivation in Python costs several times what the
+tuple does.
 """
 
 from __future__ import annotations
@@ -29,14 +30,13 @@ from app.services.instrument_snapshot import RegistrySnapshot
 from app.services.orders.journal import JournalUnit
 from app.services.webhooks.events import (
     CHANGES_VERSION,
-    ORDER_EVENTS,
     change_fields,
     render_body,
     trade_fields,
 )
 from app.store.commits import JournalTransaction
 from app.store.database import Database
-from app.store.webhooks import queue_changes, webhook_endpoints
+from app.store.webhooks import ORDER_EVENTS, queue_changes, webhook_endpoints
 
 
 class Registry(Protocol):
@@ -141,9 +141,10 @@ class OutboxWriter:
                 callback()
 
     def changes_for(self, units: list[JournalUnit]) -> tuple[dict[str, Any], int] | None:
-        """The batch document of the units (``events.expand_changes`` tells its format) and
-        its number of order changes; None when no account of theirs has an endpoint. The hot
-        loop of the hook: one C-level tuple per order row of an account with endpoints."""
+        """The batch document of the units (``app.store.webhooks.expand_changes`` tells its
+        format) and its number of order changes; None when no account of theirs has an
+        endpoint. The hot loop of the hook: one C-level tuple per order row of an account
+        with endpoints."""
         targets = self._targets
         if not targets:
             return None

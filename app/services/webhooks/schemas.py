@@ -10,7 +10,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from app.errors import Conflict, NotFound, ValidationFailed
 from app.services.render import iso_time
-from app.services.webhooks.events import ORDER_EVENTS, message_id
+from app.services.webhooks.events import message_id
+from app.store.webhooks import ORDER_EVENTS
 
 DELIVERY_STATUSES = ("pending", "delivered", "failed")
 

@@ -20,12 +20,11 @@ from app.services.instrument import Instrument
 from app.services.instrument_snapshot import RegistrySnapshot
 from app.services.orders.journal import JournalUnavailable, JournalUnit, JournalWriter
 from app.services.webhooks import claims, repository
-from app.services.webhooks.events import ORDER_EVENTS, expand_changes
 from app.services.webhooks.outbox import OutboxWriter
 from app.store.commits import JournalTransaction
 from app.store.database import Database
 from app.store.journal import orders
-from app.store.webhooks import webhook_batches, webhook_outbox
+from app.store.webhooks import ORDER_EVENTS, expand_changes, webhook_batches, webhook_outbox
 from tests.support.instruments import database, database_url  # noqa: F401
 
 TOKEN = 408065

@@ -1,10 +1,12 @@
-"""Which events an order row yields."""
+"""The webhook event rules: which events an order change fires (``EVENT_RULES``; the SQL
+expansion made from the same table is held to the Python one in
+tests/services/webhooks/test_outbox.py)."""
 
 from __future__ import annotations
 
 import pytest
 
-from app.services.webhooks.events import event_types
+from app.store.webhooks import _PG_EXPAND, EVENT_RULES, event_types
 
 
 class TestEventTypes:
@@ -34,3 +36,11 @@ class TestEventTypes:
         self, status: str, created: bool, traded: bool, expected: list[str]
     ) -> None:
         assert event_types(status, created=created, traded=traded) == expected
+
+
+class TestRulesInSql:
+    def test_the_sql_expansion_is_made_from_the_rules(self) -> None:
+        for _when, by_status, default in EVENT_RULES:
+            for event in [*by_status.values(), default]:
+                if event is not None:
+                    assert f"'{event}'" in _PG_EXPAND
