@@ -178,8 +178,7 @@ async def _keep_journal(claim: JournalClaimService, orders: OrderService) -> Non
     held it and written in between. No restart needed, as for any journal outage."""
     while True:
         await claim.keep()
-        orders.ready = False
-        orders.journal.suspend(claim.waiting_for())
+        orders.suspend(claim.waiting_for())
         # What is still queued was computed on books that may be stale: it fails on the
         # fence now, rather than commit under the token taken next.
         await orders.journal.flush()
@@ -222,8 +221,7 @@ def _lease_lost(orders: OrderService) -> Callable[[], None]:
     def lost() -> None:
         # Another matcher may own the shard now: take no more orders, and exit so the
         # orchestrator restarts this process as a standby.
-        orders.journal.suspend("shard lease lost")
-        orders.ready = False
+        orders.suspend("shard lease lost")
         log.error("shard lease lost; stopping this matcher")
         os.kill(os.getpid(), signal.SIGTERM)
 

@@ -101,7 +101,7 @@ class JournalWriter:
         self._hooks: list[TransactionHook] = []
         self._listeners: list[Listener] = []
         self._on_failure: Callable[[], None] | None = None
-        self.available = True  # False from a failed commit until the books are rebuilt
+        self._available = True  # False from a failed commit until the books are rebuilt
         self.last_error: str | None = None
         self._suspended: str | None = None
 
@@ -111,7 +111,7 @@ class JournalWriter:
 
     def health(self) -> dict[str, Any]:
         return {
-            "status": "ok" if self.available and self._suspended is None else "unavailable",
+            "status": "ok" if self._available and self._suspended is None else "unavailable",
             "backlog": len(self._queue),
             "last_error": self.last_error,
             "suspended": self._suspended,
@@ -137,8 +137,17 @@ class JournalWriter:
     def resume(self) -> None:
         self._suspended = None
 
+    @property
+    def available(self) -> bool:
+        """False from a failed commit until ``recovered``."""
+        return self._available
+
+    def recovered(self) -> None:
+        """The books were rebuilt from what the journal holds: take units again."""
+        self._available = True
+
     def check_available(self) -> None:
-        if not self.available or self._suspended is not None:
+        if not self._available or self._suspended is not None:
             raise JournalUnavailable()
 
     def enqueue(self, unit: JournalUnit) -> asyncio.Future[None]:
@@ -216,7 +225,7 @@ class JournalWriter:
         except Exception as exc:  # the database failed: nothing of this group is visible
             failed = group + self._queue
             self._queue.clear()
-            self.available = False
+            self._available = False
             self.last_error = (
                 f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
             )

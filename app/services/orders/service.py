@@ -68,7 +68,7 @@ class OrderService:
         self._placement = Placement(live=self._live, registry=registry, risk=risk)
         self._idempotency = IdempotencyGuard(database)
         self._recovery: asyncio.Task[None] | None = None
-        self.ready = False
+        self._ready = asyncio.Event()  # set while the books are the journal's
 
     @property
     def books(self) -> dict[int, OrderBook]:
@@ -81,9 +81,23 @@ class OrderService:
 
     # --- lifecycle ---------------------------------------------------------------------------
 
+    @property
+    def ready(self) -> bool:
+        """The books are rebuilt from the journal and orders are taken."""
+        return self._ready.is_set()
+
+    async def wait_ready(self) -> None:
+        await self._ready.wait()
+
+    def suspend(self, reason: str) -> None:
+        """Take no more orders (the journal refuses them with ``reason``) until ``start``
+        rebuilt the books and the journal is resumed: the claim or lease was lost."""
+        self._ready.clear()
+        self.journal.suspend(reason)
+
     async def start(self) -> None:
         self._live.install(await load_state(self._database, self.shard))
-        self.ready = True
+        self._ready.set()
         log.info(
             "books rebuilt from the journal",
             extra={"books": len(self.books), "live_orders": len(self._live.records)},
@@ -111,7 +125,7 @@ class OrderService:
                 await asyncio.sleep(interval)
                 continue
             self._live.install(state)
-            self.journal.available = True
+            self.journal.recovered()
             log.info("journal available again; books rebuilt from it")
             return
 

@@ -171,9 +171,7 @@ class TickerService:
             self._owned.add(token)
 
     async def _load_books_when_ready(self, engine: Engine) -> None:
-        # OrderService.ready is a plain flag (no event to wait on); polling it costs nothing.
-        while not engine.ready:  # noqa: ASYNC110
-            await asyncio.sleep(0.01)
+        await engine.wait_ready()
         self._load_books(engine)
 
     async def stop(self) -> None:

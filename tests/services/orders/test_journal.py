@@ -176,7 +176,7 @@ class TestSuspension:
             journal.suspend("standby: waiting for the journal claim")
             with pytest.raises(JournalUnavailable):
                 journal.check_available()
-            journal.available = True  # what rebuilding after a failed commit does
+            journal.recovered()  # what rebuilding after a failed commit does
             with pytest.raises(JournalUnavailable):
                 journal.check_available()
             assert journal.health()["status"] == "unavailable"
