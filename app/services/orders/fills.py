@@ -18,7 +18,7 @@ from sqlalchemy import and_, false, literal, or_, select, true, union_all
 from sqlalchemy.sql import ColumnElement, Select
 
 from app.errors import ValidationFailed
-from app.services.orders.queries import decode_cursor, encode_cursor
+from app.services.cursors import decode_cursor, encode_cursor
 from app.store.database import Database
 from app.store.journal import orders, trades
 

@@ -7,8 +7,8 @@ from typing import Any
 from sqlalchemy import select
 
 from app.engine import empty_book_hash
+from app.services.cursors import decode_cursor, encode_cursor
 from app.services.instrument import Instrument
-from app.services.orders.queries import decode_cursor, encode_cursor
 from app.services.orders.router import Registry
 from app.services.orders.service import OrderService
 from app.store.database import Database

@@ -1,51 +1,21 @@
 """Reads of the journal: orders with their fills, batches, recent trades.
 
 Everything here reads committed rows only, so what a client reads back is what survives a
-crash. Lists use keyset pagination with an opaque cursor.
+crash. Lists use keyset pagination with an opaque cursor (``app.services.cursors``).
 """
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Collection, Iterable
 from typing import Any
 
 import orjson
 from sqlalchemy import and_, or_, select
 
-from app.errors import ValidationFailed
+from app.services.cursors import decode_cursor, encode_cursor
 from app.services.orders.records import Fill, OrderRecord
 from app.store.database import Database
 from app.store.journal import batches, orders, trades
-
-
-def encode_cursor(*values: object) -> str:
-    return base64.urlsafe_b64encode(orjson.dumps(values)).decode().rstrip("=")
-
-
-_INT64 = range(-(2**63), 2**63)
-_MAX_CURSOR_TEXT = 200
-
-
-def decode_cursor(cursor: str, arity: int, ints: int = 1) -> list[Any]:
-    """A keyset cursor: ``arity`` values, ``ints`` BIGINT keys first, then string tie-breakers.
-
-    The shape is checked here, so that a forged cursor is a 422 ``INVALID_CURSOR`` rather
-    than a database error (a string compared with a BIGINT column, an integer past 2**63).
-    """
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        values = orjson.loads(base64.urlsafe_b64decode(padded.encode()))
-    except (ValueError, orjson.JSONDecodeError) as exc:
-        raise ValidationFailed("invalid cursor", code="INVALID_CURSOR") from exc
-    if (
-        not isinstance(values, list)
-        or len(values) != arity
-        or not all(type(v) is int and v in _INT64 for v in values[:ints])
-        or not all(isinstance(v, str) and len(v) <= _MAX_CURSOR_TEXT for v in values[ints:])
-    ):
-        raise ValidationFailed("invalid cursor", code="INVALID_CURSOR")
-    return values
 
 
 async def batch_by_idempotency_key(

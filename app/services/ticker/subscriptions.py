@@ -16,8 +16,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from app.errors import NotFound, ValidationFailed
+from app.services.cursors import decode_cursor, encode_cursor
 from app.services.instrument import Instrument
-from app.services.orders.queries import decode_cursor, encode_cursor
 from app.services.ticker.sessions import Registry
 from app.services.ticker.ticks import Mode
 from app.store.database import Database

@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy import Row, and_, delete, func, insert, or_, select, update
 
-from app.services.orders.queries import decode_cursor, encode_cursor
+from app.services.cursors import decode_cursor, encode_cursor
 from app.store.database import Database
 from app.store.webhooks import webhook_attempts, webhook_endpoints, webhook_outbox
 

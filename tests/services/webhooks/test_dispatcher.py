@@ -153,7 +153,7 @@ class TestDelivery:
     ) -> None:
         with Receiver() as receiver:
             receiver.status = 500
-            async with running_app(settings_for(retry_horizon_seconds=0.4)) as (_app, client):
+            async with running_app(settings_for(retry_horizon_seconds=1.5)) as (_app, client):
                 endpoint = await register(client, receiver.url())
                 await place(client, order("sell", "1", "1875.4"))
                 (failed,) = await eventually(
