@@ -47,13 +47,6 @@ def _configure_command_logging(settings: Settings) -> None:
         root.setLevel(max(root.level, logging.WARNING))
 
 
-#: uvicorn's sans-I/O implementation of the WebSocket protocol (the ``websockets`` library's
-#: protocol without its legacy asyncio layers, which uvicorn 0.50 deprecated), extended with a
-#: direct frame writer for tick fan-out (``app.wsprotocol``; BENCHMARKS.md, Ticker). Named, so
-#: that the service, the tests' live server and the ticker bench all run the same one.
-WS_IMPLEMENTATION = "app.wsprotocol:WebSocketProtocol"
-
-
 def _listen(host: str, port: int) -> socket.socket:
     """Bind and listen now, before anything starts: a busy port then stops a second instance
     before it runs migrations or opens the first one's files. ``listen`` at once, since
@@ -96,6 +89,7 @@ def _serve(args: argparse.Namespace) -> int:
     from app.main import create_app
     from app.store.claims import JournalClaimed
     from app.store.embedded_redis import EmbeddedRedisBusy
+    from app.wsprotocol import ws_implementation
 
     for name, value in (
         ("ROLE", args.role),
@@ -134,7 +128,7 @@ def _serve(args: argparse.Namespace) -> int:
         access_log=False,
         proxy_headers=True,
         timeout_graceful_shutdown=int(settings.shutdown_grace_seconds),
-        ws=WS_IMPLEMENTATION,
+        ws=ws_implementation(),
         ws_ping_interval=None,
         # A WebSocket message is bounded like a request body: past it, close 1009 before
         # buffering more (uvicorn's default would hold up to 16 MiB per connection).

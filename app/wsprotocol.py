@@ -14,23 +14,46 @@ server, the test client) simply takes the ASGI path for everything.
 The payload is sent uncompressed even when the client negotiated permessage-deflate: RFC
 7692 compresses per message (RSV1 set), and an uncompressed message is valid on such a
 connection and leaves both sides' compression contexts untouched.
+
+``WebSocketProtocol`` builds on uvicorn's private sans-I/O protocol class (what it sets in
+``__init__``, ``connection_made`` and ``handle_connect``). ``pyproject.toml`` bounds uvicorn
+to the releases this is tested with, and ``ws_implementation`` checks at start-up that the
+class still looks as expected: if not, the server runs uvicorn's own protocol (every send
+takes the ASGI path, slower under fan-out but correct), with one log line saying why.
 """
 
 from __future__ import annotations
 
+import logging
 import struct
 from collections.abc import Callable
-from typing import Final
+from typing import Any, Final
 
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.http11 import Request
 from websockets.protocol import State
+
+log = logging.getLogger(__name__)
 
 #: Key of the scope extension: ``scope["extensions"][FRAME_WRITER]["write"]`` is a
 #: ``FrameWriter``.
 FRAME_WRITER: Final = "ticker.frame_writer"
 
 FrameWriter = Callable[[bytes], bool]
+
+#: What the service runs (uvicorn's ``ws`` setting), and its fallback.
+WS_IMPLEMENTATION: Final = "app.wsprotocol:WebSocketProtocol"
+WS_FALLBACK: Final = "websockets-sansio"
+
+# What ``WebSocketProtocol`` reads of uvicorn's class: attribute names each method assigns.
+_EXPECTED: Final = {
+    "__init__": {
+        "handshake_complete", "close_sent", "disconnected", "initial_response", "writable",
+        "conn",
+    },
+    "connection_made": {"transport"},
+    "handle_connect": {"scope"},
+}  # fmt: skip
 
 _FIN_TEXT: Final = 0x81  # FIN bit + opcode 1 (text); a server's frames are never masked
 _SHORT: Final = struct.Struct("!BB")
@@ -75,3 +98,31 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
             return False
         self.transport.write(frame)
         return True
+
+
+def private_api_problem(base: Any = WebSocketsSansIOProtocol) -> str | None:
+    """Why ``base`` (uvicorn's sans-I/O protocol) is not what ``WebSocketProtocol`` builds
+    on, or None. Reads the names each method assigns (its code object), never runs it."""
+    for method, names in _EXPECTED.items():
+        code = getattr(getattr(base, method, None), "__code__", None)
+        if code is None:
+            return f"{base.__qualname__}.{method} is gone"
+        missing = sorted(names - set(code.co_names))
+        if missing:
+            return f"{base.__qualname__}.{method} no longer sets {', '.join(missing)}"
+    return None
+
+
+def ws_implementation(base: Any = WebSocketsSansIOProtocol) -> str:
+    """uvicorn's ``ws`` setting: ours, or uvicorn's own protocol (one log line) when its
+    private API is not what ours builds on."""
+    problem = private_api_problem(base)
+    if problem is None:
+        return WS_IMPLEMENTATION
+    log.warning(
+        "uvicorn's WebSocket protocol changed (%s): running %s, where tick fan-out takes the "
+        "plain ASGI send path",
+        problem,
+        WS_FALLBACK,
+    )
+    return WS_FALLBACK

@@ -41,7 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import orjson
 
-from app.cli import WS_IMPLEMENTATION
+from app.wsprotocol import WS_IMPLEMENTATION
 
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 KEY = "bench-ticker-key-0123456789"

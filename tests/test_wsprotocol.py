@@ -13,8 +13,15 @@ import uvicorn
 import websockets
 from websockets.frames import Frame, Opcode
 
-from app.cli import WS_IMPLEMENTATION
-from app.wsprotocol import FRAME_WRITER, WebSocketProtocol, text_frame
+from app.wsprotocol import (
+    FRAME_WRITER,
+    WS_FALLBACK,
+    WS_IMPLEMENTATION,
+    WebSocketProtocol,
+    private_api_problem,
+    text_frame,
+    ws_implementation,
+)
 from tests.support.servers import free_port
 
 Scope = dict[str, Any]
@@ -30,13 +37,45 @@ def test_text_frame_is_what_websockets_serialises(size: int) -> None:
 def test_the_service_runs_this_protocol() -> None:
     module, name = WS_IMPLEMENTATION.split(":")
     assert (module, name) == (WebSocketProtocol.__module__, WebSocketProtocol.__name__)
+    assert private_api_problem() is None  # the installed uvicorn is one it builds on
+    assert ws_implementation() == WS_IMPLEMENTATION
+
+
+class _Renamed(WebSocketProtocol):
+    """A uvicorn whose protocol no longer sets ``writable`` in ``__init__``."""
+
+    def __init__(self) -> None:
+        self.ready_to_write = True
+
+
+async def test_a_changed_uvicorn_falls_back_to_its_own_protocol(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    problem = private_api_problem(_Renamed)
+    assert problem is not None
+    assert "writable" in problem
+    with caplog.at_level("WARNING", logger="app.wsprotocol"):
+        assert ws_implementation(_Renamed) == WS_FALLBACK
+    (record,) = caplog.records
+    assert "plain ASGI send path" in record.getMessage()
+
+    # The fallback serves WebSockets: the app sees no frame writer and sends through ASGI.
+    async def app(scope: Scope, receive: Any, send: Any) -> None:
+        assert FRAME_WRITER not in scope.get("extensions", {})
+        assert (await receive())["type"] == "websocket.connect"
+        await send({"type": "websocket.accept"})
+        await send({"type": "websocket.send", "text": "via ASGI"})
+        await send({"type": "websocket.close", "code": 1000})
+
+    async with serve(app, ws=WS_FALLBACK) as url, websockets.connect(url) as client:
+        assert await client.recv() == "via ASGI"
 
 
 @asynccontextmanager
-async def serve(app: Any) -> AsyncIterator[str]:
+async def serve(app: Any, ws: str = WS_IMPLEMENTATION) -> AsyncIterator[str]:
     port = free_port()
     config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_config=None, ws=WS_IMPLEMENTATION, lifespan="off"
+        app, host="127.0.0.1", port=port, log_config=None, ws=ws, lifespan="off"
     )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())

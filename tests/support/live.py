@@ -16,9 +16,9 @@ import websockets
 from fastapi import FastAPI
 from websockets.asyncio.client import ClientConnection
 
-from app.cli import WS_IMPLEMENTATION
 from app.main import create_app
 from app.settings import Settings
+from app.wsprotocol import WS_IMPLEMENTATION
 from tests.support.servers import free_port
 
 
