@@ -37,7 +37,7 @@ from tests.services.orders.test_crash import MID, SYMBOLS, all_orders, expected_
 from tests.support import secrets
 from tests.support.live import ws_client
 from tests.support.servers import RedisServer, ServiceProcess
-from tests.support.trading import ADMIN, ADMIN_KEY, DESK_B, add_accounts
+from tests.support.trading import ADMIN, ADMIN_KEY, DESK_B, service_env
 
 pytestmark = pytest.mark.slow
 
@@ -107,23 +107,16 @@ def random_order(rng: random.Random, cid: str) -> dict[str, Any]:
     }
 
 
-def service_env(tmp_path: Path, database_url: str, redis_url: str, prefix: str) -> dict[str, str]:
-    tokens = tmp_path / "tokens"
-    tokens.mkdir(exist_ok=True)
-    add_accounts(tokens)
-    return {
-        "DATABASE_URL": database_url,
-        "REDIS_URL": redis_url,
-        "REDIS_PREFIX": prefix,
-        "API_KEY": ADMIN_KEY,
-        "TOKENS_DIR": str(tokens),
-        "DATA_DIR": str(tmp_path / "data"),
-        "RATE_LIMIT_PER_SECOND": "100000",
-        "CIRCUIT_BREAKER_PERCENT": "0",
-        "DATABASE_CONNECT_TIMEOUT": "1",
-        "REDIS_SOCKET_TIMEOUT": "1",
-        "HEALTH_CHECK_TIMEOUT": "1",
-    }
+def drill_env(tmp_path: Path, database_url: str, redis_url: str, prefix: str) -> dict[str, str]:
+    return service_env(
+        tmp_path,
+        database_url,
+        redis_url,
+        prefix,
+        DATABASE_CONNECT_TIMEOUT="1",
+        REDIS_SOCKET_TIMEOUT="1",
+        HEALTH_CHECK_TIMEOUT="1",
+    )
 
 
 @pytest.fixture
@@ -179,7 +172,7 @@ class TestRedisLoss:
     async def test_orders_and_local_ticks_continue_and_health_recovers(
         self, tmp_path: Path, pg_url: str, redis_server: RedisServer, redis_prefix: str
     ) -> None:
-        env = service_env(tmp_path, pg_url, redis_server.url, redis_prefix)
+        env = drill_env(tmp_path, pg_url, redis_server.url, redis_prefix)
         with ServiceProcess(env, tmp_path / "run") as service:
             pid = service.process.pid  # type: ignore[union-attr]
             ws_url = f"ws://127.0.0.1:{service.port}/ws/ticker"
@@ -219,7 +212,7 @@ class TestDatabaseLoss:
         self, tmp_path: Path, pg_url: str, redis_server: RedisServer, redis_prefix: str
     ) -> None:
         name = pg_url.rsplit("/", 1)[1]
-        env = service_env(tmp_path, pg_url, redis_server.url, redis_prefix)
+        env = drill_env(tmp_path, pg_url, redis_server.url, redis_prefix)
         with ServiceProcess(env, tmp_path / "run") as service:
             pid = service.process.pid  # type: ignore[union-attr]
             async with Load(service.url) as load:
@@ -286,7 +279,7 @@ class TestGracefulShutdown:
     async def test_sigterm_under_load_finishes_in_flight_requests(
         self, tmp_path: Path, pg_url: str, redis_server: RedisServer, redis_prefix: str
     ) -> None:
-        env = service_env(tmp_path, pg_url, redis_server.url, redis_prefix)
+        env = drill_env(tmp_path, pg_url, redis_server.url, redis_prefix)
         service = ServiceProcess(env, tmp_path / "run")
         service.start()
         try:

@@ -98,3 +98,22 @@ def future(tick: str = "0.05", lot: str = "25", token: int = 1) -> Instrument:
         strike=Decimal(0),
         last_price=Decimal("100"),
     )
+
+
+def infy() -> Instrument:
+    """NSE:INFY as the sample registry has it (token 408065, tick 0.05), for tests that need
+    no registry."""
+    return Instrument.create(
+        instrument_token=408065,
+        exchange_token=1594,
+        exchange="NSE",
+        tradingsymbol="INFY",
+        name="INFOSYS",
+        instrument_type="EQ",
+        segment="NSE",
+        tick_size=Decimal("0.05"),
+        lot_size=Decimal(1),
+        expiry=None,
+        strike=Decimal(0),
+        last_price=Decimal("1875.4"),
+    )

@@ -31,6 +31,28 @@ def add_accounts(tokens_dir: Path) -> None:
     write_key(tokens_dir, "reader", "reader", ["read"], READER_KEY)
 
 
+def service_env(
+    tmp_path: Path, database_url: str, redis_url: str, redis_prefix: str, **extra: str
+) -> dict[str, str]:
+    """A ``ServiceProcess``'s environment for a drill: the test's database and Redis prefix,
+    the admin key and the accounts' key files (under ``tmp_path/tokens``), a data directory of
+    its own, rate limits and the circuit breaker out of the way; ``extra`` on top."""
+    tokens = tmp_path / "tokens"
+    tokens.mkdir(exist_ok=True)
+    add_accounts(tokens)
+    return {
+        "DATABASE_URL": database_url,
+        "REDIS_URL": redis_url,
+        "REDIS_PREFIX": redis_prefix,
+        "API_KEY": ADMIN_KEY,
+        "TOKENS_DIR": str(tokens),
+        "DATA_DIR": str(tmp_path / "data"),
+        "RATE_LIMIT_PER_SECOND": "100000",
+        "CIRCUIT_BREAKER_PERCENT": "0",
+        **extra,
+    }
+
+
 def order(
     side: str,
     quantity: str,

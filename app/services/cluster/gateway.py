@@ -26,8 +26,9 @@ from app.metrics import Metrics
 from app.services.cluster.hop import ReplyListener, ShardTimeout, ShardUnavailable, StreamHop
 from app.services.instrument import Instrument
 from app.services.orders import queries
-from app.services.orders.errors import OrderNotFound, OrderRejectedError
+from app.services.orders.errors import OrderNotFound
 from app.services.orders.idempotency import IdempotencyGuard
+from app.services.orders.placement import single_result
 from app.services.orders.requests import parse_batch, parse_order, parse_single
 from app.services.orders.router import Registry
 from app.services.orders.shard import shard_of
@@ -215,11 +216,7 @@ class StreamRouter:
             log.exception("could not store the merged batch %s", response["batch_id"])
 
     async def place_order(self, account: str, body: bytes) -> dict[str, Any]:
-        response = await self._place(account, [parse_single(body)], False, None, None)
-        result: dict[str, Any] = response["results"][0]
-        if result["status"] == "rejected":
-            error = result["error"]
-            raise OrderRejectedError(error["message"], code=error["code"], details=result)
+        result = single_result(await self._place(account, [parse_single(body)], False, None, None))
         if result["status"] == "unknown":
             raise ShardTimeout(details=result)
         return result

@@ -16,6 +16,7 @@ from app.engine import NewOrder
 from app.errors import AppError
 from app.services.instrument import Instrument, InstrumentStatus
 from app.services.orders.books import LiveBooks
+from app.services.orders.errors import OrderRejectedError
 from app.services.orders.journal import JournalUnit
 from app.services.orders.records import OrderRecord
 from app.services.orders.requests import OrderInvalid, OrderRequest, parse_order
@@ -215,3 +216,13 @@ class Placement:
         )
         self._live.add(record)
         return record
+
+
+def single_result(response: dict[str, Any]) -> dict[str, Any]:
+    """A single order's answer (``POST /orders``): its result in the one-order batch's
+    response, or ``OrderRejectedError`` (422 with that result) if it was rejected."""
+    result: dict[str, Any] = response["results"][0]
+    if result["status"] == "rejected":
+        error = result["error"]
+        raise OrderRejectedError(error["message"], code=error["code"], details=result)
+    return result

@@ -6,7 +6,7 @@ crash. Lists use keyset pagination with an opaque cursor (``app.services.cursors
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
 import orjson
@@ -34,23 +34,25 @@ async def batch_by_idempotency_key(
     return row.request_hash, orjson.loads(row.response)
 
 
-async def _fills(conn: Any, order_ids: list[int]) -> dict[int, list[Fill]]:
-    found: dict[int, list[Fill]] = {order_id: [] for order_id in order_ids}
-    if not order_ids:
-        return found
-    rows = await conn.execute(
-        select(trades)
-        .where(or_(trades.c.maker_order_id.in_(order_ids), trades.c.taker_order_id.in_(order_ids)))
-        .order_by(trades.c.trade_id)
-    )
-    for trade in rows:
-        for order_id, liquidity in (
-            (trade.maker_order_id, "maker"),
-            (trade.taker_order_id, "taker"),
-        ):
-            if order_id in found:
-                found[order_id].append(Fill(trade.trade_id, trade.price, trade.quantity, liquidity))
-    return found
+async def attach_fills(conn: Any, records: Mapping[int, OrderRecord], *, chunk: int = 500) -> None:
+    """Append to each record its fills from the journal, in trade order (the orders' ids are
+    asked ``chunk`` at a time: an order's trades all come in its chunk)."""
+    ids = list(records)
+    for start in range(0, len(ids), chunk):
+        part = ids[start : start + chunk]
+        rows = await conn.execute(
+            select(trades)
+            .where(or_(trades.c.maker_order_id.in_(part), trades.c.taker_order_id.in_(part)))
+            .order_by(trades.c.trade_id)
+        )
+        for trade in rows:
+            for order_id, liquidity in (
+                (trade.maker_order_id, "maker"),
+                (trade.taker_order_id, "taker"),
+            ):
+                owner = records.get(order_id)
+                if owner is not None:
+                    owner.fills.append(Fill(trade.trade_id, trade.price, trade.quantity, liquidity))
 
 
 async def order_records(
@@ -63,9 +65,7 @@ async def order_records(
             select(orders).where(orders.c.account == account, orders.c.order_id.in_(ids))
         )
         records = {row.order_id: OrderRecord.from_row(row) for row in rows}
-        fills = await _fills(conn, list(records))
-    for order_id, record in records.items():
-        record.fills = fills[order_id]
+        await attach_fills(conn, records)
     return records
 
 
@@ -110,9 +110,7 @@ async def list_orders(
         records = [OrderRecord.from_row(row) for row in await conn.execute(query)]
         more = len(records) > limit
         del records[limit:]
-        fills = await _fills(conn, [r.order_id for r in records if r.filled])
-    for record in records:
-        record.fills = fills.get(record.order_id, [])
+        await attach_fills(conn, {r.order_id: r for r in records if r.filled})
     next_cursor = encode_cursor(records[-1].order_id) if more and records else None
     return records, next_cursor
 

@@ -11,7 +11,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, func, select
 
 from app.engine import (
     BookSnapshot,
@@ -21,7 +21,8 @@ from app.engine import (
     Side,
     TimeInForce,
 )
-from app.services.orders.records import LIVE_STATUSES, PENDING_TRIGGER, Fill, OrderRecord
+from app.services.orders.queries import attach_fills
+from app.services.orders.records import LIVE_STATUSES, PENDING_TRIGGER, OrderRecord
 from app.services.orders.shard import Shard
 from app.store.database import Database
 from app.store.journal import orders, trades
@@ -124,24 +125,8 @@ async def load_state(database: Database, shard: Shard | None = None) -> Recovere
             for token, price in prices:
                 state.snapshots[token].last_price = price
 
-        partly = [r.order_id for r in state.records.values() if r.filled > 0]
-        for chunk_start in range(0, len(partly), 500):
-            chunk = partly[chunk_start : chunk_start + 500]
-            fills = await conn.execute(
-                select(trades)
-                .where(or_(trades.c.maker_order_id.in_(chunk), trades.c.taker_order_id.in_(chunk)))
-                .order_by(trades.c.trade_id)
-            )
-            for trade in fills:
-                for order_id, liquidity in (
-                    (trade.maker_order_id, "maker"),
-                    (trade.taker_order_id, "taker"),
-                ):
-                    owner = state.records.get(order_id)
-                    if owner is not None:
-                        owner.fills.append(
-                            Fill(trade.trade_id, trade.price, trade.quantity, liquidity)
-                        )
+        partly = {r.order_id: r for r in state.records.values() if r.filled > 0}
+        await attach_fills(conn, partly)
 
     by_book: dict[int, list[OrderState]] = defaultdict(list)
     for record in state.records.values():

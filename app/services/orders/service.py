@@ -25,10 +25,10 @@ from app.metrics import Metrics
 from app.services.instrument import Instrument, InstrumentStatus
 from app.services.orders import queries
 from app.services.orders.books import LiveBooks
-from app.services.orders.errors import OrderNotFound, OrderNotOpen, OrderRejectedError
+from app.services.orders.errors import OrderNotFound, OrderNotOpen
 from app.services.orders.idempotency import IdempotencyGuard
 from app.services.orders.journal import JournalUnavailable, JournalUnit, JournalWriter
-from app.services.orders.placement import Placement
+from app.services.orders.placement import Placement, single_result
 from app.services.orders.records import CANCELLED, OrderRecord
 from app.services.orders.recovery import load_state
 from app.services.orders.requests import parse_batch, parse_single
@@ -195,12 +195,7 @@ class OrderService:
     async def place_order(self, account: str, body: bytes) -> dict[str, Any]:
         """One order (``POST /orders``): the batch path with a single order, whose result
         (``index`` 0) it returns as it is."""
-        response = await self.place_items(account, [parse_single(body)], False)
-        result: dict[str, Any] = response["results"][0]
-        if result["status"] == "rejected":
-            error = result["error"]
-            raise OrderRejectedError(error["message"], code=error["code"], details=result)
-        return result
+        return single_result(await self.place_items(account, [parse_single(body)], False))
 
     async def _known_orders(self, account: str, items: list[Any]) -> dict[int, OrderRecord]:
         """Finished orders whose client_order_id this batch repeats (read before matching)."""

@@ -21,7 +21,7 @@ from app.services.orders.recovery import load_state
 from app.store.database import Database
 from tests.conftest import REDIS_URL
 from tests.support.servers import ServiceProcess
-from tests.support.trading import ADMIN, ADMIN_KEY, DESK_B, add_accounts
+from tests.support.trading import ADMIN, DESK_B, service_env
 
 pytestmark = pytest.mark.slow
 
@@ -77,19 +77,7 @@ async def expected_hashes(database_url: str) -> dict[int, str]:
 
 
 async def run_drill(database_url: str, tmp_path: Path, redis_prefix: str) -> None:
-    tokens = tmp_path / "tokens"
-    tokens.mkdir(exist_ok=True)
-    add_accounts(tokens)
-    env = {
-        "DATABASE_URL": database_url,
-        "REDIS_URL": REDIS_URL,
-        "REDIS_PREFIX": redis_prefix,
-        "API_KEY": ADMIN_KEY,
-        "TOKENS_DIR": str(tokens),
-        "DATA_DIR": str(tmp_path / "data"),
-        "RATE_LIMIT_PER_SECOND": "100000",
-        "CIRCUIT_BREAKER_PERCENT": "0",
-    }
+    env = service_env(tmp_path, database_url, REDIS_URL, redis_prefix)
     service = ServiceProcess(env, tmp_path / "run")
     acked: list[dict] = []
     sent: list[tuple] = []

@@ -18,7 +18,7 @@ import pytest
 from tests.conftest import REDIS_URL
 from tests.services.webhooks.receiver import Receiver, eventually
 from tests.support.servers import ServiceProcess
-from tests.support.trading import ADMIN, ADMIN_KEY, DESK_B, add_accounts
+from tests.support.trading import ADMIN, DESK_B, service_env
 
 pytestmark = pytest.mark.slow
 
@@ -52,25 +52,18 @@ async def load(url: str, stop: asyncio.Event, acked: dict[str, list[dict[str, An
 
 
 async def run_drill(database_url: str, tmp_path: Path, redis_prefix: str) -> None:
-    tokens = tmp_path / "tokens"
-    tokens.mkdir(exist_ok=True)
-    add_accounts(tokens)
-    env = {
-        "DATABASE_URL": database_url,
-        "REDIS_URL": REDIS_URL,
-        "REDIS_PREFIX": redis_prefix,
-        "API_KEY": ADMIN_KEY,
-        "TOKENS_DIR": str(tokens),
-        "DATA_DIR": str(tmp_path / "data"),
-        "RATE_LIMIT_PER_SECOND": "100000",
-        "CIRCUIT_BREAKER_PERCENT": "0",
-        "WEBHOOK_ALLOW_LOOPBACK": "true",
-        "WEBHOOK_RETRY_INITIAL_SECONDS": "0.05",
-        "WEBHOOK_RETRY_MAX_SECONDS": "0.2",
-        "WEBHOOK_POLL_SECONDS": "0.05",
-        "WEBHOOK_CONNECT_TIMEOUT": "1",
-        "WEBHOOK_READ_TIMEOUT": "1",
-    }
+    env = service_env(
+        tmp_path,
+        database_url,
+        REDIS_URL,
+        redis_prefix,
+        WEBHOOK_ALLOW_LOOPBACK="true",
+        WEBHOOK_RETRY_INITIAL_SECONDS="0.05",
+        WEBHOOK_RETRY_MAX_SECONDS="0.2",
+        WEBHOOK_POLL_SECONDS="0.05",
+        WEBHOOK_CONNECT_TIMEOUT="1",
+        WEBHOOK_READ_TIMEOUT="1",
+    )
     service = ServiceProcess(env, tmp_path / "run")
     acked: dict[str, list[dict[str, Any]]] = defaultdict(list)
     with Receiver() as receiver:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any
 
 import orjson
@@ -16,7 +15,6 @@ from sqlalchemy import func, select
 from app.engine import Side, Trade
 from app.errors import UnknownInstrument
 from app.metrics import Metrics
-from app.services.instrument import Instrument
 from app.services.instrument_snapshot import RegistrySnapshot
 from app.services.orders.journal import JournalUnavailable, JournalUnit, JournalWriter
 from app.services.webhooks import claims, repository
@@ -25,7 +23,7 @@ from app.store.commits import JournalTransaction
 from app.store.database import Database
 from app.store.journal import orders
 from app.store.webhooks import ORDER_EVENTS, expand_changes, webhook_batches, webhook_outbox
-from tests.support.instruments import database, database_url  # noqa: F401
+from tests.support.instruments import database, database_url, infy  # noqa: F401
 
 TOKEN = 408065
 NOW = 1_795_000_000_000_000_000
@@ -36,21 +34,13 @@ class Registry:
     snapshot: RegistrySnapshot
 
 
-def infy() -> Instrument:
-    return Instrument.create(
-        instrument_token=TOKEN,
-        exchange_token=1594,
-        exchange="NSE",
-        tradingsymbol="INFY",
-        name="INFOSYS",
-        instrument_type="EQ",
-        segment="NSE",
-        tick_size=Decimal("0.05"),
-        lot_size=Decimal(1),
-        expiry=None,
-        strike=Decimal(0),
-        last_price=Decimal("1875.4"),
-    )
+async def subscribed(db: Database, outbox: OutboxWriter) -> list[bool]:
+    """Account a's endpoint ``we_all`` (accepted and filled); the list gets True per commit
+    that wrote outbox rows."""
+    woken: list[bool] = []
+    outbox.on_written(lambda: woken.append(True))
+    await add_endpoint(db, outbox, "we_all", "a", ["order.accepted", "order.filled"])
+    return woken
 
 
 def row(order_id: int, account: str, status: str, **changes: Any) -> dict[str, Any]:
@@ -148,9 +138,7 @@ class TestOutboxWriter:
         writer: tuple[JournalWriter, OutboxWriter],
     ) -> None:
         journal, outbox = writer
-        woken: list[bool] = []
-        outbox.on_written(lambda: woken.append(True))
-        await add_endpoint(database, outbox, "we_all", "a", ["order.accepted", "order.filled"])
+        woken = await subscribed(database, outbox)
         await add_endpoint(database, outbox, "we_fills", "a", ["order.filled"])
         await journal.enqueue(traded_unit())
         rows = await outbox_rows(database)
@@ -255,9 +243,7 @@ class TestOutboxWriter:
         writer: tuple[JournalWriter, OutboxWriter],
     ) -> None:
         journal, outbox = writer
-        woken: list[bool] = []
-        outbox.on_written(lambda: woken.append(True))
-        await add_endpoint(database, outbox, "we_all", "a", ["order.accepted", "order.filled"])
+        woken = await subscribed(database, outbox)
 
         def crash(_tx: JournalTransaction, _units: list[JournalUnit]) -> None:
             raise RuntimeError("the commit dies after the outbox rows were written")
