@@ -44,6 +44,7 @@ export class MarketView {
     this.trades = [];
     this.seen = new Set();
     this.tradeCount = null;
+    this.wanted = 0;
     document.getElementById("tape").replaceChildren();
     document.getElementById("m-symbol").textContent = `${instrument.symbol} · ${instrument.name ?? ""}`;
     document.getElementById("m-status").textContent = instrument.status;
@@ -73,8 +74,11 @@ export class MarketView {
     if (!this.instrument || tick.instrument_token !== this.instrument.instrument_token) return;
     this.tick = tick;
     if (tick.trades !== undefined && tick.trades !== this.tradeCount) {
+      // As many as the count moved (the first tick: a few, to close the gap since the page's
+      // first read); ones already shown are skipped.
+      const moved = this.tradeCount === null ? 20 : tick.trades - this.tradeCount;
       this.tradeCount = tick.trades;
-      this.fetchTrades();
+      this.fetchTrades(Math.min(TAPE, Math.max(10, moved + 5)));
     }
     if (DEPTH > 5) this.refreshBookSoon();
     this.schedule();
@@ -98,14 +102,17 @@ export class MarketView {
     }, wait);
   }
 
-  async fetchTrades() {
+  async fetchTrades(limit) {
+    this.wanted = Math.min(TAPE, (this.wanted ?? 0) + limit); // trades since the last read
     if (this.fetchingTrades) { this.tradesAgain = true; return; }
     this.fetchingTrades = true;
     const instrument = this.instrument;
     try {
       do {
         this.tradesAgain = false;
-        const body = await get(`trades/${encodeURIComponent(instrument.symbol)}?limit=${TAPE}`);
+        const wanted = this.wanted;
+        this.wanted = 0;
+        const body = await get(`trades/${encodeURIComponent(instrument.symbol)}?limit=${wanted}`);
         if (this.instrument !== instrument) return;
         this.addTrades(body.items, true);
       } while (this.tradesAgain);
