@@ -15,6 +15,8 @@ export class CandleChart {
     this.pending = false;
     this.generation = 0;
     new ResizeObserver(() => this.schedule()).observe(canvas);
+    // The colours come from the stylesheet: redraw when the system turns dark or light.
+    matchMedia("(prefers-color-scheme: dark)").addEventListener("change", () => this.schedule());
   }
 
   async load(symbol, interval, tick) {

@@ -21,7 +21,8 @@ export class OperationsView {
   start() {
     this.stop();
     const poll = async () => {
-      await Promise.allSettled([this.loadHealth(), this.loadMetrics()]);
+      const shown = this.endpoint ? [this.loadDeliveries(this.endpoint)] : [];
+      await Promise.allSettled([this.loadHealth(), this.loadMetrics(), ...shown]);
       this.timer = setTimeout(poll, POLL_MS);
     };
     poll();
@@ -29,7 +30,7 @@ export class OperationsView {
     this.loadHooks();
   }
 
-  stop() { clearTimeout(this.timer); this.timer = null; }
+  stop() { clearTimeout(this.timer); this.timer = null; this.endpoint = null; }
 
   select(instrument) {
     document.getElementById("halt-symbol").textContent = instrument.symbol;
@@ -118,17 +119,22 @@ export class OperationsView {
   }
 
   async loadDeliveries(endpointId) {
+    if (this.endpoint !== endpointId) this.deliveriesSeen = null;
     this.endpoint = endpointId;
     document.getElementById("deliveries-of").textContent = endpointId;
     const body = await get(`advanced/webhooks/${endpointId}/deliveries?limit=50`);
+    // Polled: rebuilt only when something changed, so focus and clicks are not lost.
+    const seen = JSON.stringify(body.items);
+    if (seen === this.deliveriesSeen) return;
+    this.deliveriesSeen = seen;
     const rows = body.items.map((d) => {
       const last = d.attempts?.at(-1);
       const retry = el("button", { type: "button", "aria-label": `Retry ${d.id}` }, "Retry");
       retry.addEventListener("click", async () => {
+        // 202: sent in the background; the log shows the attempt at the next poll.
         try { await post(`advanced/webhooks/${endpointId}/deliveries/${d.id}/retry`); } catch (failure) {
           if (!(failure instanceof ApiError)) throw failure;
         }
-        await this.loadDeliveries(endpointId);
       });
       return el("tr", {}, el("td", {}, d.id), el("td", {}, d.type ?? d.payload?.type ?? ""),
         el("td", {}, d.status), el("td", { className: "num" }, String(d.attempts?.length ?? 0)),

@@ -32,7 +32,7 @@ async def server(
 ) -> AsyncIterator[LiveServer]:
     add_accounts(tokens_dir)
     write_key(tokens_dir, "trader", "trader", ["read", "trade"], TRADER_KEY)
-    live = LiveServer(make_settings(db={"url": pg_url}))
+    live = LiveServer(make_settings(db={"url": pg_url}, webhooks={"allow_loopback": True}))
     await live.start()
     try:
         yield live

@@ -10,7 +10,8 @@ import httpx
 from playwright.async_api import Page, expect
 
 from tests.console.conftest import TRADER, TRADER_KEY
-from tests.console.support import LiveServer, PageWatch, shoot
+from tests.console.support import LiveServer, PageWatch
+from tests.services.webhooks.receiver import Receiver
 from tests.support.trading import ADMIN, ADMIN_KEY, DESK_B, READER_KEY
 
 INFY = "NSE:INFY"
@@ -101,7 +102,6 @@ class TestMarket:
         await place(http, ADMIN, side="sell", quantity="2", price="1870.5")  # hits the bid
         await expect(page.locator("#tape tr").first).to_have_class("sell")
         await expect(ladder_row(page, "bid", "1870.50")).to_have_count(0)
-        await shoot(page, "market", docs=True)
 
     async def test_search_opens_another_instrument(self, page: Page, server: LiveServer) -> None:
         await log_in(page, server, TRADER_KEY)
@@ -157,7 +157,6 @@ class TestTicket:
         await expect(page.locator("#fills tr").first).to_contain_text("1860.00")
         await expect(page.locator("#working tr").first).to_contain_text("partially_filled")
         await expect(page.locator("#positions-note")).to_contain_text("not available")
-        await shoot(page, "trading", docs=True)
 
     async def test_rejected_order_shows_code(
         self, page: Page, server: LiveServer, watch: PageWatch
@@ -185,9 +184,29 @@ class TestOperations:
         tcs = (await http.get("/instruments?q=tcs", headers=ADMIN)).json()["items"][0]
         assert tcs["status"] == "halted"
         await expect(page.locator("#f-ws")).not_to_have_text("—")
-        await shoot(page, "operations", docs=True)
         await halted.get_by_role("button", name="Resume NSE:TCS").click()
         await expect(halted).to_have_count(0)
+
+    async def test_webhook_deliveries_and_retry(
+        self, page: Page, server: LiveServer, http: httpx.AsyncClient
+    ) -> None:
+        with Receiver() as receiver:
+            created = await http.post(
+                "/advanced/webhooks", json={"url": receiver.url()}, headers=ADMIN
+            )
+            assert created.status_code == 201, created.text
+            endpoint = created.json()["id"]
+            sent = await http.post(f"/advanced/webhooks/{endpoint}/test", headers=ADMIN)
+            delivery = sent.json()["id"]
+            await log_in(page, server, ADMIN_KEY)
+            await page.get_by_role("button", name="Operations").click()
+            await expect(page.locator("#hooks-note")).to_contain_text("account default only")
+            await page.get_by_role("button", name=f"Deliveries of {endpoint}").click()
+            row = page.locator("#deliveries tr", has_text=delivery)
+            await expect(row.locator("td").nth(3)).to_have_text("1")
+            await row.get_by_role("button", name=f"Retry {delivery}").click()
+            await expect(row.locator("td").nth(3)).to_have_text("2")
+        assert len([m for m in receiver.received if m.message_id == delivery]) == 2
 
 
 class TestReconnect:
