@@ -74,6 +74,7 @@ async function login(key) {
   }
   session.key = key;
   banner("banner-key", null);
+  banner("banner-api", null);
   $("login").hidden = true;
   $("login-error").textContent = "";
   $("who-account").textContent = me.account;
@@ -161,6 +162,14 @@ $("login-form").addEventListener("submit", (event) => {
 $("logout").addEventListener("click", logout);
 for (const tab of document.querySelectorAll(".tab")) tab.addEventListener("click", () => show(tab.dataset.view));
 whenRefused(refused);
+// An API error no view handled itself: a refused key has logged out already (whenRefused);
+// anything else is said in a banner until the next successful login. Other exceptions stay
+// uncaught: they are bugs (the browser tests fail on them).
+window.addEventListener("unhandledrejection", (event) => {
+  if (!(event.reason instanceof ApiError)) return;
+  event.preventDefault();
+  if (event.reason.status !== 401) banner("banner-api", `The service refused a request: ${event.reason.code} — ${event.reason.message}`);
+});
 window.tickerConsole = { get market() { return market; } }; // for bench/console.py
 
 if (session.key) login(session.key);

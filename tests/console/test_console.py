@@ -5,6 +5,7 @@ another account, as another desk would."""
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import httpx
 from playwright.async_api import Page, expect
@@ -62,6 +63,26 @@ class TestLogin:
         await page.get_by_role("button", name="Log in").click()
         await expect(page.locator("#login-error")).to_contain_text("UNAUTHENTICATED")
         await expect(page.locator("#tabs")).to_be_hidden()
+
+    async def test_key_revoked_while_logged_in_is_said(
+        self, page: Page, server: LiveServer, watch: PageWatch, tokens_dir: Path
+    ) -> None:
+        watch.allow("/orderbook/", 401)
+        watch.allow("/trades/", 401)
+        watch.allow("/candles/", 401)
+        watch.allow("/instruments?", 401)  # the search box's suggestions
+        await log_in(page, server, TRADER_KEY)
+        (tokens_dir / "trader.json").unlink()  # the service re-reads its key files
+        refused = page.locator("#banner-key")
+        for symbol in ["NSE:TCS", INFY] * 10:  # until the service has read its files again
+            if await refused.is_visible():
+                break
+            await page.get_by_label("Instrument", exact=True).fill(symbol)
+            await page.get_by_label("Instrument", exact=True).press("Enter")
+            await page.wait_for_timeout(500)
+        await expect(refused).to_contain_text("refused the key (UNAUTHENTICATED)")
+        await expect(page.get_by_label("API key")).to_be_visible()
+        assert await page.evaluate("sessionStorage.length") == 0
 
     async def test_key_kept_for_the_tab_only(self, page: Page, server: LiveServer) -> None:
         await log_in(page, server, TRADER_KEY)
