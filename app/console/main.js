@@ -80,10 +80,26 @@ async function login(key) {
   $("who-account").textContent = me.account;
   $("who-scopes").textContent = me.scopes.join(", ");
   document.body.dataset.account = me.account;
-  for (const id of ["tabs", "who", "search"]) $(id).hidden = false;
+  for (const id of ["tabs", "who"]) $(id).hidden = false;
   const scopes = new Set(me.scopes);
-  document.querySelector('.tab[data-view="trading"]').hidden = !scopes.has("trade");
+  const reads = scopes.has("read");
+  // Market data, orders and fills need the read scope (and both WebSockets do).
+  document.querySelector('.tab[data-view="market"]').hidden = !reads;
+  document.querySelector('.tab[data-view="trading"]').hidden = !(reads && scopes.has("trade"));
   document.querySelector('.tab[data-view="operations"]').hidden = !scopes.has("admin");
+  $("search").hidden = !reads;
+  if (!reads) {
+    banner("banner-api", "This key has no read scope: market data, orders and fills need it.");
+  }
+  if (scopes.has("admin")) {
+    operations ??= new OperationsView({ selected: () => current });
+    operations.account = me.account;
+    operations.scopes = me.scopes;
+  }
+  if (!reads) {
+    if (operations) show("operations");
+    return;
+  }
   const page = await get("instruments?limit=1000");
   for (const i of page.items) instruments.set(i.instrument_token, i);
 
@@ -95,11 +111,6 @@ async function login(key) {
       onMessage: (m) => trading.onMessage(m),
       onState: socketBanner("banner-orders", "Order updates"),
     }).start());
-  }
-  if (scopes.has("admin")) {
-    operations ??= new OperationsView({ selected: () => current });
-    operations.account = me.account;
-    operations.scopes = me.scopes;
   }
   let opened = false;
   ticker = new LiveSocket("ws/ticker", key, {

@@ -26,7 +26,9 @@ export class OperationsView {
       this.timer = setTimeout(poll, POLL_MS);
     };
     poll();
-    this.loadHalted();
+    if (this.scopes.includes("read")) this.loadHalted();
+    else document.getElementById("halts-message").textContent = "Listing instruments needs the read scope.";
+    document.getElementById("halt-selected").hidden = !this.selected();
     this.loadHooks();
   }
 

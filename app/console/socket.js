@@ -4,7 +4,7 @@
 
 import { socketUrl } from "./api.js";
 
-const REFUSED = new Set(["UNAUTHENTICATED", "AUTH_REQUIRED", "FORBIDDEN"]);
+const REFUSED = new Set(["UNAUTHENTICATED", "AUTH_REQUIRED"]); // the key itself
 const PING_MS = 30_000; // well inside the server's idle timeout
 
 export class LiveSocket {

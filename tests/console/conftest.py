@@ -19,6 +19,7 @@ from tests.support.trading import add_accounts, write_key
 
 TRADER_KEY = "test-console-trader-key-0123456789"
 TRADER = {"X-API-Key": TRADER_KEY}
+OPS_KEY = "test-console-ops-only-key-0123456789"  # admin scope alone
 
 _missing = chromium_missing()
 if _missing and os.environ.get("CI"):
@@ -32,6 +33,7 @@ async def server(
 ) -> AsyncIterator[LiveServer]:
     add_accounts(tokens_dir)
     write_key(tokens_dir, "trader", "trader", ["read", "trade"], TRADER_KEY)
+    write_key(tokens_dir, "ops", "ops", ["admin"], OPS_KEY)
     live = LiveServer(make_settings(db={"url": pg_url}, webhooks={"allow_loopback": True}))
     await live.start()
     try:

@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 from playwright.async_api import Page, expect
 
-from tests.console.conftest import TRADER, TRADER_KEY
+from tests.console.conftest import OPS_KEY, TRADER, TRADER_KEY
 from tests.console.support import LiveServer, PageWatch
 from tests.services.webhooks.receiver import Receiver
 from tests.support.trading import ADMIN, ADMIN_KEY, DESK_B, READER_KEY
@@ -100,6 +100,18 @@ class TestLogin:
         await expect(page.locator("#ticket")).to_be_hidden()
         await expect(page.get_by_role("button", name="Place order")).to_be_hidden()
 
+    async def test_admin_key_without_read_sees_operations_only(
+        self, page: Page, server: LiveServer
+    ) -> None:
+        await page.goto(f"{server.url}/console")
+        await page.get_by_label("API key").fill(OPS_KEY)
+        await page.get_by_label("API key").press("Enter")
+        await expect(page.locator("#health-status")).to_have_text("ok")
+        await expect(page.get_by_role("button", name="Market")).to_be_hidden()
+        await expect(page.get_by_role("button", name="Trading")).to_be_hidden()
+        await expect(page.locator("#banner-api")).to_contain_text("no read scope")
+        await expect(page.locator("#hooks-note")).to_contain_text("this key (ops) has none")
+
 
 class TestMarket:
     async def test_ladder_and_tape_follow_other_accounts(
@@ -164,6 +176,34 @@ class TestTicket:
         await expect(row).to_have_count(0)
         cancelled = (await http.get(f"/orders/{order['order_id']}", headers=TRADER)).json()
         assert cancelled["status"] == "cancelled"
+
+    async def test_stop_limit_with_keyboard_only(
+        self, page: Page, server: LiveServer, http: httpx.AsyncClient
+    ) -> None:
+        await log_in(page, server, TRADER_KEY)
+        await page.get_by_role("button", name="Trading").click()
+        await page.get_by_label("Type").focus()
+        await page.keyboard.press("End")  # the last type: stop-limit
+        await expect(page.get_by_label("Post-only")).to_be_disabled()
+        for label, text in (("Quantity", "5"), ("Price", "1881"), ("Trigger price", "1880.02")):
+            await page.keyboard.press("Tab")
+            await expect(page.get_by_label(label, exact=True)).to_be_focused()
+            await page.keyboard.type(text)
+        await page.keyboard.press("Enter")
+        await expect(page.locator("#t-message")).to_have_text(
+            "trigger price must be a multiple of 0.05"
+        )
+        await expect(page.get_by_label("Trigger price")).to_be_focused()
+        await page.keyboard.press("Backspace")
+        await page.keyboard.press("Enter")  # 1880.0
+        await expect(page.locator("#t-message")).to_contain_text(": pending_trigger")
+        (order,) = (await http.get("/orders", headers=TRADER)).json()["items"]
+        assert (order["type"], order["price"], order["trigger_price"]) == (
+            "stop_limit",
+            "1881",
+            "1880",
+        )
+        await expect(page.locator("#working tr")).to_contain_text("pending_trigger")
 
     async def test_fill_arrives_live(
         self, page: Page, server: LiveServer, http: httpx.AsyncClient
