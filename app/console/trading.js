@@ -101,8 +101,8 @@ export class TradingView {
     const table = document.getElementById("positions-table");
     let body;
     try {
-      const described = await get("openapi.json");
-      if (!described?.paths?.["/positions"]) {
+      this.hasPositions ??= Boolean((await get("openapi.json"))?.paths?.["/positions"]);
+      if (!this.hasPositions) {
         note.textContent = "Positions are not available on this service yet.";
         table.hidden = true;
         return;
@@ -119,21 +119,38 @@ export class TradingView {
     const items = Array.isArray(body) ? body : body?.items ?? body?.positions ?? [];
     note.textContent = items.length ? "" : "No positions.";
     table.hidden = !items.length;
+    // Read defensively: the fields of the trading-day issue's positions, or their usual names.
     const pick = (p, ...names) => names.map((n) => p?.[n]).find((v) => v !== undefined && v !== null);
+    const money = (v) => (v === undefined ? "—" : String(v)); // exact decimals from the server
     document.getElementById("positions").replaceChildren(...items.map((p) => {
       const tick = this.instruments.get(p.instrument_token)?.tick_size;
-      return el("tr", {},
+      const pnl = Number(pick(p, "pnl", "total_pnl") ?? NaN);
+      return el("tr", { dataset: { symbol: String(pick(p, "symbol", "tradingsymbol") ?? "") } },
         el("td", {}, String(pick(p, "symbol", "tradingsymbol") ?? "?")),
         el("td", { className: "num" }, quantity(pick(p, "net_quantity", "quantity", "net"))),
         el("td", { className: "num" }, price(pick(p, "average_price", "avg_price"), tick)),
-        el("td", { className: "num" }, price(pick(p, "realised_pnl", "realized_pnl", "realised"), "0.01")),
-        el("td", { className: "num" }, price(pick(p, "unrealised_pnl", "unrealized_pnl", "unrealised"), "0.01")));
+        el("td", { className: "num" }, price(pick(p, "last_price", "ltp"), tick)),
+        el("td", { className: "num" }, money(pick(p, "realised_pnl", "realized_pnl", "realised"))),
+        el("td", { className: "num" }, money(pick(p, "unrealised_pnl", "unrealized_pnl", "unrealised"))),
+        el("td", { className: `num ${pnl > 0 ? "up" : pnl < 0 ? "down" : ""}` }, money(pick(p, "pnl", "total_pnl"))));
     }));
+  }
+
+  // Positions change with every fill: read them again, at most every half second.
+  positionsSoon() {
+    if (this.positionsTimer) return;
+    this.positionsTimer = setTimeout(() => {
+      this.positionsTimer = null;
+      this.loadPositions();
+    }, 500);
   }
 
   onMessage(message) {
     if (message.type === "order") this.track(message.order);
-    else if (message.type === "fill") document.getElementById("fills").prepend(this.fillRow(message.fill));
+    else if (message.type === "fill") {
+      document.getElementById("fills").prepend(this.fillRow(message.fill));
+      if (this.hasPositions) this.positionsSoon();
+    }
   }
 
   track(order) {
