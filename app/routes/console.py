@@ -13,6 +13,7 @@ it does not fail.
 
 from __future__ import annotations
 
+import re
 from functools import cache
 from importlib.resources import files
 from importlib.resources.abc import Traversable
@@ -48,6 +49,10 @@ _HEADERS: Final = {
     "Referrer-Policy": "no-referrer",
 }
 
+_HOST: Final = re.compile(
+    r"[A-Za-z0-9.\-]{1,253}(:[0-9]{1,5})?|\[[0-9A-Fa-f:.]{2,45}\](:[0-9]{1,5})?"
+)
+
 router = APIRouter(include_in_schema=False)
 
 
@@ -57,8 +62,10 @@ def _read(asset: str) -> bytes:
 
 
 def _policy(request: Request) -> str:
+    # 'self' covers same-origin WebSockets in current browsers; the explicit ws(s) sources are
+    # for older ones, and only for a Host that is a plain host[:port].
     host = request.headers.get("host", "")
-    sockets = f" ws://{host} wss://{host}" if host.isprintable() and " " not in host else ""
+    sockets = f" ws://{host} wss://{host}" if _HOST.fullmatch(host) else ""
     return (
         "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
         f"connect-src 'self'{sockets}; base-uri 'none'; form-action 'none'; "

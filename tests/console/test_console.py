@@ -45,6 +45,9 @@ class TestServing:
         policy = page.headers["content-security-policy"]
         assert "script-src 'self'" in policy
         assert "unsafe-inline" not in policy
+        assert f"ws://127.0.0.1:{http.base_url.port}" in policy
+        forged = await http.get("/console", headers={"Host": "x;script-src:*"})
+        assert "x;script-src" not in forged.headers["content-security-policy"]
         script = await http.get("/console/assets/main.js")
         assert script.headers["content-type"].startswith("text/javascript")
         icon = await http.get("/favicon.ico")
