@@ -48,6 +48,7 @@ export class MarketView {
     document.getElementById("tape").replaceChildren();
     document.getElementById("m-symbol").textContent = `${instrument.symbol} · ${instrument.name ?? ""}`;
     document.getElementById("m-status").textContent = instrument.status;
+    document.getElementById("t-quote").textContent = "";
     this.chart.clear();
     const symbol = encodeURIComponent(instrument.symbol);
     const [book, trades] = await Promise.all([
@@ -180,6 +181,8 @@ export class MarketView {
     set("m-high", price(t.ohlc?.high, tick));
     set("m-low", price(t.ohlc?.low, tick));
     set("m-volume", quantity(t.volume));
+    // The ticket's line (trading view): the touch and the last price of the same instrument.
+    set("t-quote", `bid ${price(t.bid, tick)} × ${quantity(t.bid_quantity)} · ask ${price(t.ask, tick)} × ${quantity(t.ask_quantity)} · last ${price(t.ltp, tick)}`);
     const change = document.getElementById("m-change");
     if (t.ohlc?.open && t.ltp) {
       const diff = Number(t.ltp) - Number(t.ohlc.open);

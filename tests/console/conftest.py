@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.async_api import Browser, Page, async_playwright
+from playwright.async_api import Browser, Page, async_playwright, expect
 
 from app.settings import Settings
 from tests.console.support import CHROMIUM, LiveServer, PageWatch, chromium_missing, shoot
@@ -20,6 +20,9 @@ from tests.support.trading import add_accounts, write_key
 TRADER_KEY = "test-console-trader-key-0123456789"
 TRADER = {"X-API-Key": TRADER_KEY}
 OPS_KEY = "test-console-ops-only-key-0123456789"  # admin scope alone
+
+# The suite shares a 2-core machine: give the page time before an expectation fails.
+expect.set_options(timeout=10_000)
 
 _missing = chromium_missing()
 if _missing and os.environ.get("CI"):

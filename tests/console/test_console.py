@@ -218,6 +218,7 @@ class TestTicket:
         await page.get_by_label("Price", exact=True).fill("1860")
         await page.get_by_role("button", name="Place order").click()
         await expect(page.locator("#working tr")).to_have_count(1)
+        await expect(page.locator("#t-quote")).to_contain_text("bid 1860.00 × 4")
         await place(http, DESK_B, side="sell", quantity="1", price="1860")
         await expect(page.locator("#fills tr").first).to_contain_text("1860.00")
         await expect(page.locator("#working tr").first).to_contain_text("partially_filled")
