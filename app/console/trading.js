@@ -75,14 +75,17 @@ export class TradingView {
     }
     for (const input of this.form.querySelectorAll("[aria-invalid]")) input.removeAttribute("aria-invalid");
     this.say("sending…");
+    const submit = document.getElementById("t-submit");
+    submit.disabled = true; // one order per press, however often it is pressed
     try {
       const result = await post("orders", order);
       this.track(result);
       this.say(`order ${result.order_id}: ${result.status}`);
     } catch (failure) {
       if (!(failure instanceof ApiError)) throw failure;
-      const code = failure.body?.error?.details?.error?.code ?? failure.code;
-      this.say(`rejected: ${code} — ${failure.message}`, true);
+      this.say(`rejected: ${failure.code} — ${failure.message}`, true);
+    } finally {
+      submit.disabled = false;
     }
   }
 
