@@ -62,6 +62,15 @@ export class CandleChart {
     requestAnimationFrame(() => { this.pending = false; this.draw(); });
   }
 
+  // What the canvas shows, for screen readers (and the tests): the interval and last candle.
+  describe() {
+    const last = this.candles.at(-1);
+    const p = (v) => formatPrice(v, this.tick);
+    this.canvas.setAttribute("aria-label", last
+      ? `Candlestick chart, ${this.interval}, ${this.candles.length} candles; last: open ${p(last.open)}, high ${p(last.high)}, low ${p(last.low)}, close ${p(last.close)}, volume ${last.volume}`
+      : `Candlestick chart, ${this.interval}: no trades in this interval yet`);
+  }
+
   draw() {
     const canvas = this.canvas;
     const ratio = window.devicePixelRatio || 1;
@@ -80,6 +89,7 @@ export class CandleChart {
     const plotWidth = width - axis;
     const slot = 8;
     const shown = this.candles.slice(-Math.max(1, Math.floor(plotWidth / slot)));
+    this.describe();
     if (!shown.length) {
       g.fillText("no trades in this interval yet", 8, 20);
       return;

@@ -139,6 +139,18 @@ class TestMarket:
         await place(http, ADMIN, side="sell", quantity="2", price="1870.5")  # hits the bid
         await expect(page.locator("#tape tr").first).to_have_class("sell")
         await expect(ladder_row(page, "bid", "1870.50")).to_have_count(0)
+        chart = page.get_by_role("img", name=re.compile("Candlestick chart"))
+        # Live from the tape (1m: the trades may straddle a minute), then history (1d).
+        await expect(chart).to_have_attribute("aria-label", re.compile(r"1m, .*close 1870\.50"))
+        await page.get_by_role("button", name="1d").click()
+        await expect(page.get_by_role("button", name="1d")).to_have_attribute(
+            "aria-pressed", "true"
+        )
+        day = (
+            "Candlestick chart, 1d, 1 candles; "
+            "last: open 1880.00, high 1880.00, low 1870.50, close 1870.50, volume 5"
+        )
+        await expect(chart).to_have_attribute("aria-label", day)
 
     async def test_search_opens_another_instrument(self, page: Page, server: LiveServer) -> None:
         await log_in(page, server, TRADER_KEY)
