@@ -29,8 +29,9 @@ lint: $(STAMP) ## ruff (check + format), import-linter
 typecheck: $(STAMP) ## mypy --strict
 	$(BIN)/mypy app
 
-tools: $(STAMP) ## install the deployment validators pip cannot (promtool, from Debian's prometheus package)
+tools: $(STAMP) ## install what pip cannot: promtool (Debian's prometheus) and chromium for the console tests
 	bash scripts/ensure-tools.sh $(BIN)
+	bash scripts/ensure-browser.sh
 
 test: lint typecheck tools ## lint, typecheck and the whole pytest suite with coverage (real PostgreSQL + Redis)
 	rm -f .coverage .coverage.*
@@ -41,7 +42,7 @@ format: $(STAMP) ## apply ruff formatting and fixes
 	$(BIN)/ruff format app tests bench
 
 # bench/echo_app.py and bench/loadgen.py are helpers the orders benchmark starts, not benchmarks.
-BENCHES := auth registry engine journal orders single http_layer ticker webhooks scaleout
+BENCHES := auth registry engine journal orders single http_layer ticker webhooks scaleout console
 
 bench: $(STAMP) ## run every benchmark under bench/ (see BENCHMARKS.md)
 	for name in $(BENCHES); do $(BIN)/python bench/$$name.py || exit 1; done

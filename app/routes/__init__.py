@@ -7,6 +7,9 @@ refuses to build an app with an HTTP route outside ``OPEN_PATHS`` that does not 
 key. WebSocket routes authenticate themselves (header or first message, through
 ``AuthService.admit``), so the check skips them.
 
+The console (``/console``, its files under ``/console/``, ``/favicon.ico``) is open too: static
+files that hold no data; the page calls the API with the key the user types.
+
 The API docs (``/docs``, ``/redoc``, their assets, ``/openapi.json``) are open: they describe
 the public contract and hold no data, and a desk expects to browse them; their "Authorize"
 button takes the key for trying routes out.
@@ -27,8 +30,10 @@ from fastapi.routing import APIRoute
 
 from app.deps import current_key
 from app.routes import (
+    account,
     admin,
     candles,
+    console,
     docs,
     health,
     instruments,
@@ -52,6 +57,7 @@ OPEN_PATHS = frozenset(
         docs.ASSET_PATH,
         docs.REDOC_URL,
         "/openapi.json",
+        *console.PATHS,
     }
 )
 
@@ -69,10 +75,12 @@ def include_routers(app: FastAPI, *, health_only: bool = False) -> None:
     app.include_router(docs.router)  # open: its paths are in OPEN_PATHS
     if health_only:
         return
+    app.include_router(console.router)  # open: static files only; its paths are in OPEN_PATHS
 
     # Every other router goes on api_router, before api_router is included below (older
     # FastAPI versions copy routes at include time): api_router.include_router(x.router)
     api_router = authenticated_router()
+    api_router.include_router(account.router)
     api_router.include_router(instruments.router)
     api_router.include_router(orders.router)
     api_router.include_router(market.router)

@@ -279,6 +279,19 @@ RESPONSES: dict[str, Any] = {
         "checks": {"database": "ok", "instrument_registry": "ok", "order_books": "ok"},
     },
     "LiveOut": {"status": "ok"},
+    "MeOut": {
+        "account": "desk-a",
+        "scopes": ["read", "trade"],
+        "fingerprint": "9fce2e68bab1",
+        "rate_limit": {"requests_per_second": 100.0, "burst": 100},
+        "limits": {
+            "max_batch_orders": 500,
+            "max_order_quantity": "1000000",
+            "max_open_orders": 100000,
+            "ws_max_instruments_per_connection": 1000,
+            "ws_max_connections_per_key": 50,
+        },
+    },
 }
 
 SCHEMAS: dict[str, Any] = REQUESTS | RESPONSES

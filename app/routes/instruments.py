@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query
 from app.deps import AdminKey, ReadKey, RegistryDep, TokenInstrument
 from app.routes.models import InstrumentOut, InstrumentPage, RefreshOut
 from app.routes.responses import OrjsonResponse, error_responses
+from app.services.instrument import InstrumentStatus
 from app.services.instrument_snapshot import InstrumentFilter
 
 router = APIRouter(tags=["instruments"])
@@ -16,7 +17,7 @@ router = APIRouter(tags=["instruments"])
 
 @router.get(
     "/instruments",
-    summary="Search instruments (exchange, type, segment, text)",
+    summary="Search instruments (exchange, type, segment, status, text)",
     responses={200: {"model": InstrumentPage}},
 )
 async def list_instruments(
@@ -26,11 +27,15 @@ async def list_instruments(
     instrument_type: Annotated[str | None, Query(max_length=16)] = None,
     segment: Annotated[str | None, Query(max_length=32)] = None,
     q: Annotated[str | None, Query(max_length=100, description="in symbol or name")] = None,
+    status: Annotated[
+        InstrumentStatus | None,
+        Query(description="active, halted or delisted (the console lists halted ones)"),
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> OrjsonResponse:
     where = InstrumentFilter.create(
-        exchange=exchange, instrument_type=instrument_type, segment=segment, q=q
+        exchange=exchange, instrument_type=instrument_type, segment=segment, q=q, status=status
     )
     page = registry.snapshot.search(where, limit=limit, cursor=cursor)
     items = [instrument.to_json() for instrument in page.items]

@@ -280,3 +280,26 @@ class ReadyOut(BaseModel):
 
 class LiveOut(BaseModel):
     status: Literal["ok"]
+
+
+class RateLimitOut(BaseModel):
+    requests_per_second: float
+    burst: int
+
+
+class LimitsOut(BaseModel):
+    max_batch_orders: int
+    max_order_quantity: Decimal
+    max_open_orders: int
+    ws_max_instruments_per_connection: int
+    ws_max_connections_per_key: int
+
+
+class MeOut(BaseModel):
+    """``GET /me``: the presented key (never the key itself, only its short fingerprint)."""
+
+    account: str
+    scopes: list[Literal["read", "trade", "admin"]]
+    fingerprint: str
+    rate_limit: RateLimitOut
+    limits: LimitsOut

@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from app.errors import Forbidden, RateLimited, Unauthenticated
 from app.logs import register_secret
@@ -211,6 +212,16 @@ class AuthService:
         if key.rate_limit is None and key.burst is None:
             return self._default_policy
         return Policy.of("key", key.rate_limit or self._default_policy.rate, key.burst)
+
+    def describe(self, key: ApiKey) -> dict[str, Any]:
+        """What ``GET /me`` says about a key: its account, scopes, fingerprint, rate limit."""
+        policy = self.policy_for(key)
+        return {
+            "account": key.account,
+            "scopes": sorted(scope.value for scope in key.scopes),
+            "fingerprint": key.fingerprint,
+            "rate_limit": {"requests_per_second": policy.rate, "burst": policy.burst},
+        }
 
     def authorise(self, key: ApiKey, scope: Scope) -> ApiKey:
         if scope not in key.scopes:

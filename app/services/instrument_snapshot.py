@@ -32,8 +32,11 @@ class InstrumentFilter:
     instrument_type: str | None = None
     segment: str | None = None
     q: str | None = None
+    status: InstrumentStatus | None = None
 
     def matches(self, instrument: Instrument) -> bool:
+        if self.status is not None and instrument.status is not self.status:
+            return False
         if self.exchange is not None and instrument.exchange != self.exchange:
             return False
         if self.instrument_type is not None and instrument.instrument_type != self.instrument_type:
@@ -55,6 +58,7 @@ class InstrumentFilter:
         instrument_type: str | None = None,
         segment: str | None = None,
         q: str | None = None,
+        status: InstrumentStatus | None = None,
     ) -> InstrumentFilter:
         """Exchange, type and segment codes are upper case; ``q`` is case-insensitive."""
         return cls(
@@ -62,6 +66,7 @@ class InstrumentFilter:
             instrument_type.upper() if instrument_type else None,
             segment.upper() if segment else None,
             q.casefold() if q else None,
+            status,
         )
 
 

@@ -139,7 +139,7 @@ Make = Callable[[Owner], Awaitable[Target]]
 class Probe:
     method: str
     route: str
-    scope: Scope
+    scope: Scope | None  # None: any valid key
     make: Make
     status: int  # for the owner, or for any caller with the scope when nothing is owned
     other: int | None = None  # for a caller with the scope on another account
@@ -192,6 +192,12 @@ async def halted(owner: Owner) -> None:
     await owner.call("POST", f"/admin/instruments/{TCS}/halt")
 
 
+async def halted_list(owner: Owner) -> Target:
+    """The status filter the console's operations view uses: the halted instrument shows."""
+    await halted(owner)
+    return Target("/instruments?status=halted", shows="NSE:TCS")
+
+
 async def resumed(owner: Owner) -> None:
     await owner.call("POST", f"/admin/instruments/{TCS}/resume")
 
@@ -211,7 +217,9 @@ DELIVERY = "/advanced/webhooks/{endpoint_id}/deliveries/{delivery_id}"
 R, T, A = Scope.READ, Scope.TRADE, Scope.ADMIN  # the scope the README gives each route
 
 PROBES = [
+    Probe("GET", "/me", None, fixed("/me"), 200),
     Probe("GET", "/instruments", R, fixed("/instruments?limit=5"), 200),
+    Probe("GET", "/instruments", R, halted_list, 200, before_each=halted),
     Probe("GET", "/instruments/{instrument_token}", R, fixed(f"/instruments/{INFY}"), 200),
     Probe("POST", "/admin/instrument-refresh", A, fixed("/admin/instrument-refresh"), 200),
     Probe("POST", "/admin/instruments/{instrument_token}/halt", A,
@@ -266,7 +274,7 @@ def scope_of(route: HttpRoute) -> Scope | None:
 def expected(probe: Probe, caller: Caller) -> tuple[int, str | None]:
     if caller.account is None:
         return 401, "UNAUTHENTICATED"
-    if probe.scope not in caller.scopes:
+    if probe.scope is not None and probe.scope not in caller.scopes:
         return 403, "FORBIDDEN"
     if probe.other is not None and caller.account != OWNER:
         return probe.other, None

@@ -79,6 +79,27 @@ class TestListInstruments:
             assert len(options) == 4
             assert await symbols(q="no such thing") == []
 
+    async def test_status_filter_lists_halted_ones(
+        self, make_settings: Callable[..., Settings]
+    ) -> None:
+        async with running_app(make_settings()) as (_app, client):
+
+            async def symbols(**params: str) -> list[str]:
+                response = await client.get("/instruments", params=params, headers=KEY)
+                assert response.status_code == 200, response.text
+                return [item["symbol"] for item in response.json()["items"]]
+
+            assert await symbols(status="halted") == []
+            for token in (2953217, 408065):  # NSE:TCS, NSE:INFY
+                halted = await client.post(f"/admin/instruments/{token}/halt", headers=KEY)
+                assert halted.status_code == 200, halted.text
+            assert await symbols(status="halted") == ["NSE:INFY", "NSE:TCS"]  # token order
+            assert await symbols(status="halted", q="tcs") == ["NSE:TCS"]
+            assert "NSE:TCS" not in await symbols(status="active")
+            assert len(await symbols(status="active")) == SAMPLE_ROWS - 2
+            await client.post("/admin/instruments/2953217/resume", headers=KEY)
+            assert await symbols(status="halted") == ["NSE:INFY"]
+
     async def test_cursor_pagination(self, make_settings: Callable[..., Settings]) -> None:
         async with running_app(make_settings()) as (_app, client):
             seen: list[int] = []
@@ -96,7 +117,14 @@ class TestListInstruments:
 
     @pytest.mark.parametrize(
         "params",
-        [{"limit": "0"}, {"limit": "1001"}, {"limit": "x"}, {"cursor": "not-a-cursor"}],
+        [
+            {"limit": "0"},
+            {"limit": "1001"},
+            {"limit": "x"},
+            {"cursor": "not-a-cursor"},
+            {"status": "paused"},
+            {"status": "HALTED"},
+        ],
     )
     async def test_bad_parameters_are_422(
         self, make_settings: Callable[..., Settings], params: dict[str, str]
