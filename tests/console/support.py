@@ -15,9 +15,9 @@ from typing import Any
 import uvicorn
 from playwright.async_api import ConsoleMessage, Error, Page, Response
 
-from app.cli import WS_IMPLEMENTATION
 from app.main import create_app
 from app.settings import Settings
+from app.wsprotocol import WS_IMPLEMENTATION
 from tests.support.servers import free_port
 
 CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
