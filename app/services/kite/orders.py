@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any
@@ -76,13 +77,10 @@ class KiteOrders:
         self._reads = reads
         self._database = database
         self._registry = registry
-        self._meta: OrderedDict[int, KiteOrderMeta] = OrderedDict()
+        self._meta: OrderedDict[int | str, KiteOrderMeta] = OrderedDict()
         self._timers: set[asyncio.TimerHandle] = set()
 
-    def cached_meta(self, order_id: int) -> KiteOrderMeta | None:
-        return self._meta.get(order_id)
-
-    def _remember(self, order_id: int, meta: KiteOrderMeta) -> None:
+    def _remember(self, order_id: int | str, meta: KiteOrderMeta) -> None:
         self._meta[order_id] = meta
         if len(self._meta) > _CACHE:
             self._meta.popitem(last=False)
@@ -118,6 +116,9 @@ class KiteOrders:
             "type": ours,
             "quantity": _field(form, "quantity"),
             "time_in_force": _VALIDITIES[validity],
+            # Names the order before it has an id: its first update (sent as the journal
+            # commits, before ``place_order`` returns) finds the Kite fields by it.
+            "client_order_id": f"kite-{secrets.token_hex(8)}",
         }
         # Kite clients often send price=0 on MARKET and SL-M orders: it means "none".
         price, trigger = form.get("price"), form.get("trigger_price")
@@ -129,7 +130,11 @@ class KiteOrders:
             item["trigger_price"] = _field(form, "trigger_price")
         elif _positive(trigger):
             raise ValidationFailed(f"`trigger_price` is not allowed on {order_type} orders")
-        result = await self._orders.place_order(account, orjson.dumps(item))
+        self._remember(item["client_order_id"], meta)
+        try:
+            result = await self._orders.place_order(account, orjson.dumps(item))
+        finally:
+            self._meta.pop(item["client_order_id"], None)
         order_id = int(result["order_id"])
         self._remember(order_id, meta)
         await save_meta(self._database, order_id, account, meta)
@@ -180,7 +185,8 @@ class KiteOrders:
         if quantity is not None:
             # Kite's quantity is the order's total; our amendment takes the new remainder.
             lots = instrument.quantity_to_lots(quantity)
-            filled = instrument.quantity_to_lots(current["filled_quantity"])
+            done = current["filled_quantity"]
+            filled = instrument.quantity_to_lots(done) if number(done) else 0
             if lots <= filled:
                 raise ValidationFailed("the new quantity must exceed the filled quantity")
             remaining = instrument.lots_to_quantity(lots - filled)
@@ -253,7 +259,9 @@ class KiteOrders:
         instrument = self._registry.snapshot.get(order["instrument_token"])
         if instrument is None:
             return None
-        meta = self._meta.get(int(order["order_id"]))
+        meta = self._meta.get(int(order["order_id"])) or self._meta.get(
+            order.get("client_order_id") or ""
+        )
         data = kite_order(instrument, {"average_price": None, **order}, meta, account)
         data["unfilled_quantity"] = data["pending_quantity"]
         data["user_id"] = account

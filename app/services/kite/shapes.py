@@ -103,12 +103,12 @@ def kite_order(
         "average_price": number(order.get("average_price")),
         "filled_quantity": filled,
         "pending_quantity": pending,
-        "cancelled_quantity": remaining if status == "CANCELLED" else 0,
+        "cancelled_quantity": quantity - filled if status == "CANCELLED" else 0,
         "market_protection": 0,
         "meta": {},
         "tag": meta.tag,
         "tags": [meta.tag] if meta.tag else [],
-        "guid": None,
+        "guid": order.get("client_order_id"),
     }
 
 
