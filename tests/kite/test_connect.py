@@ -3,6 +3,7 @@ port: orders, their history and trades, market data, the account, two accounts c
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -129,6 +130,23 @@ class TestOrders:
             "IOC",
             "CANCELLED",
             3,
+        )
+
+    async def test_a_ttl_order_is_cancelled_when_its_minutes_are_up(self, live: LiveApp) -> None:
+        live.state["kite"].orders.ttl_unit_seconds = 0.2  # a "minute" of 0.2 s
+        kite = client(live)
+        order_id = await place(kite, "BUY", 2, 1870.0, validity="TTL", validity_ttl=2)
+        [order] = await call(kite.orders)
+        assert (order["status"], order["validity"], order["validity_ttl"]) == ("OPEN", "TTL", 2)
+        for _ in range(50):
+            [order] = await call(kite.orders)
+            if order["status"] != "OPEN":
+                break
+            await asyncio.sleep(0.1)
+        assert (order["order_id"], order["status"], order["cancelled_quantity"]) == (
+            order_id,
+            "CANCELLED",
+            2,
         )
 
     async def test_generate_session_exchanges_a_key_for_itself(self, live: LiveApp) -> None:

@@ -16,7 +16,7 @@ import pytest
 
 from app.settings import Settings
 from tests.kite.support import DESK_A, DESK_B, call, client, kite_server
-from tests.support.live import LiveApp
+from tests.support.live import LiveApp, ws_client
 from tests.support.trading import ADMIN, ADMIN_KEY, DESK_B_KEY
 
 SCRIPT = Path(__file__).with_name("ticker_client.py")
@@ -169,6 +169,24 @@ class TestTicks:
         lines = [r.getMessage() for r in caplog.records if r.name == "uvicorn.error"]
         assert any("/kite/ws?api_key=default&access_token=%2A%2A%2A" in m for m in lines), lines
         assert not any(ADMIN_KEY in m for m in lines)
+
+    async def test_json_and_kite_clients_of_one_instrument_get_the_same_ticks(
+        self, live: LiveApp
+    ) -> None:
+        a, b = client(live), client(live, DESK_B, DESK_B_KEY)
+        async with (
+            kite_ticker(live, DESK_A, ADMIN_KEY, full=(INFY,)) as ticker,
+            ws_client(live.ws_url + "/ws/ticker", key=ADMIN_KEY) as ours,
+        ):
+            await ticker.wait(lambda e: e["event"] == "connect")
+            await ours.send({"action": "subscribe", "symbols": ["NSE:INFY"], "mode": "full"})
+            await ours.expect("subscribed")
+            await call(a.place_order, **place_form("SELL", 2, 1876.5))
+            await call(b.place_order, **place_form("BUY", 2, None))
+            tick = await ours.tick(ltp="1876.5")
+            kite = await ticker.tick(INFY, lambda t: t["last_price"] == 1876.5)
+            assert kite["volume_traded"] == int(tick["volume"]) == 2
+            assert kite["last_traded_quantity"] == int(tick["last_quantity"]) == 2
 
     async def test_an_index_streams_index_packets(self, live: LiveApp) -> None:
         async with kite_ticker(live, DESK_A, ADMIN_KEY, full=(NIFTY,)) as ticker:

@@ -71,8 +71,15 @@ def _positive(text: str | None) -> bool:
 
 class KiteOrders:
     def __init__(
-        self, *, orders: OrderRouter, reads: OrderReads, database: Database, registry: Registry
+        self,
+        *,
+        orders: OrderRouter,
+        reads: OrderReads,
+        database: Database,
+        registry: Registry,
+        ttl_unit_seconds: float = 60.0,  # Kite's validity_ttl is in minutes
     ) -> None:
+        self.ttl_unit_seconds = ttl_unit_seconds
         self._orders = orders
         self._reads = reads
         self._database = database
@@ -139,7 +146,7 @@ class KiteOrders:
         self._remember(order_id, meta)
         await save_meta(self._database, order_id, account, meta)
         if ttl is not None and result["status"] in ("open", "partially_filled", "pending_trigger"):
-            self._expire_later(account, order_id, ttl * 60)
+            self._expire_later(account, order_id, ttl * self.ttl_unit_seconds)
         return {"order_id": result["order_id"]}
 
     def _expire_later(self, account: str, order_id: int, seconds: float) -> None:

@@ -53,6 +53,8 @@ class KiteCodec:
         return frame(list(pending.values())), len(pending)
 
     def control(self, account: str, message: bytes, kind: str) -> bytes | None:
+        """Order updates in Kite's shape; fills (Kite has none) and our JSON heartbeats
+        (KiteTicker gets its 1-byte one from the session) are not sent."""
         if kind != "order":
             return None
         order = orjson.loads(message).get("order")

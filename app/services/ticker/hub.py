@@ -45,7 +45,8 @@ class Codec(Protocol):
     def tick(self, full: dict[str, Any], mode: Mode) -> bytes: ...
     def frame(self, pending: dict[int, bytes]) -> tuple[bytes, int]: ...
     def control(self, account: str, message: bytes, kind: str) -> bytes | None:
-        """An account's order or fill update as this codec sends it (None: not sent)."""
+        """An account's order or fill update, or a broadcast (``kind`` ``heartbeat``), as
+        this codec sends it (None: not sent)."""
         ...
 
 
@@ -331,7 +332,12 @@ class Hub:
 
     def broadcast(self, message: bytes, kind: str) -> None:
         for conn in self.connections:
-            self.push(conn, message)
+            if conn.codec is JSON_CODEC:
+                self.push(conn, message)
+            else:
+                data = conn.codec.control(conn.account, message, kind)
+                if data is not None:
+                    self.push(conn, data)
         self._metrics.ws_messages.labels(direction="out", type=kind).inc(len(self.connections))
 
     def pump(self, conn: Connection) -> None:
