@@ -60,6 +60,8 @@ class TestOrders:
         )
         ours = (await live.http.get(f"/orders/{order_id}", headers=ADMIN)).json()
         assert (ours["quantity"], ours["price"]) == ("7", "1875.5")
+        assert ours["client_order_id"].startswith("kite:MIS:DAY::alpha-1:")
+        assert order["guid"] == ours["client_order_id"]
 
         assert await call(kite.cancel_order, "regular", order_id) == order_id
         [order] = await call(kite.orders)

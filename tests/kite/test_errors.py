@@ -90,6 +90,7 @@ class TestOrders:
             {"variety": "co"},
             {"order_type": "MARKET"},  # a price on a market order
             {"tag": "x" * 21},
+            {"tag": "a:b"},
         ):
             await raises(ex.InputException, 400, kite.place_order, **order(**bad))
         await raises(ex.InputException, 400, kite.place_autoslice_order, **order())

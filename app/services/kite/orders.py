@@ -1,11 +1,9 @@
 """Kite orders: a form in, our order placed through the same ``OrderRouter``; our orders out
-in Kite's shapes (``shapes``).
+in Kite's shapes (``shapes``; Kite's product, validity and tag travel in the order's
+``client_order_id``).
 
-Kite's variety, product, validity (with its TTL) and tag have no field on our order: they
-are stored beside it (``kite_orders``) once the order is placed, and cached here for the
-order updates of KiteTicker. ``TTL`` orders rest as ``DAY`` orders and are cancelled when
-their minutes are up (a timer of this process: a restart forgets it, the order then ends
-with the day as DAY orders do).
+``TTL`` orders rest as ``DAY`` orders and are cancelled when their minutes are up (a timer of
+this process: a restart forgets it, the order then ends with the day as DAY orders do).
 """
 
 from __future__ import annotations
@@ -13,19 +11,27 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import secrets
-from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any
 
 import orjson
 
 from app.errors import AppError, ValidationFailed
-from app.services.kite.shapes import OUR_ORDER_TYPES, history, kite_order, kite_trade, number
+from app.services.kite.shapes import (
+    OUR_ORDER_TYPES,
+    KiteOrderMeta,
+    encode_meta,
+    history,
+    kite_order,
+    kite_trade,
+    number,
+)
 from app.services.orders.reads import OrderReads
 from app.services.orders.router import OrderRouter, Registry
 from app.store.database import Database
-from app.store.kite import KiteOrderMeta, account_trades, load_meta, save_meta
+from app.store.kite import account_trades
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +40,7 @@ PRODUCTS = frozenset({"CNC", "MIS", "NRML"})
 _VALIDITIES = {"DAY": "DAY", "IOC": "IOC", "TTL": "DAY"}
 _SIDES = {"BUY": "buy", "SELL": "sell"}
 _TAG_MAX = 20
-_CACHE = 100_000
+_TAG = re.compile(r"[A-Za-z0-9._\-]{1,20}")
 _MAX_TTL_MINUTES = 24 * 60
 _PAGE = 1000
 _MAX_ORDERS = 10_000
@@ -84,13 +90,7 @@ class KiteOrders:
         self._reads = reads
         self._database = database
         self._registry = registry
-        self._meta: OrderedDict[int | str, KiteOrderMeta] = OrderedDict()
         self._timers: set[asyncio.TimerHandle] = set()
-
-    def _remember(self, order_id: int | str, meta: KiteOrderMeta) -> None:
-        self._meta[order_id] = meta
-        if len(self._meta) > _CACHE:
-            self._meta.popitem(last=False)
 
     @staticmethod
     def check_variety(variety: str) -> None:
@@ -113,8 +113,8 @@ class KiteOrders:
                 raise ValidationFailed(f"`validity_ttl` must be 1-{_MAX_TTL_MINUTES} minutes")
             ttl = int(text)
         tag = form.get("tag") or None
-        if tag is not None and len(tag) > _TAG_MAX:
-            raise ValidationFailed(f"`tag` is at most {_TAG_MAX} characters")
+        if tag is not None and not _TAG.fullmatch(tag):
+            raise ValidationFailed(f"`tag` must be 1-{_TAG_MAX} characters of A-Za-z0-9._-")
         meta = KiteOrderMeta(variety, _choice(form, "product", PRODUCTS), validity, ttl, tag)
         ours = OUR_ORDER_TYPES[order_type]
         item: dict[str, Any] = {
@@ -123,9 +123,8 @@ class KiteOrders:
             "type": ours,
             "quantity": _field(form, "quantity"),
             "time_in_force": _VALIDITIES[validity],
-            # Names the order before it has an id: its first update (sent as the journal
-            # commits, before ``place_order`` returns) finds the Kite fields by it.
-            "client_order_id": f"kite-{secrets.token_hex(8)}",
+            # Kite's fields, journaled with the order (``shapes.encode_meta``).
+            "client_order_id": encode_meta(meta, secrets.token_hex(6)),
         }
         # Kite clients often send price=0 on MARKET and SL-M orders: it means "none".
         price, trigger = form.get("price"), form.get("trigger_price")
@@ -137,14 +136,8 @@ class KiteOrders:
             item["trigger_price"] = _field(form, "trigger_price")
         elif _positive(trigger):
             raise ValidationFailed(f"`trigger_price` is not allowed on {order_type} orders")
-        self._remember(item["client_order_id"], meta)
-        try:
-            result = await self._orders.place_order(account, orjson.dumps(item))
-        finally:
-            self._meta.pop(item["client_order_id"], None)
+        result = await self._orders.place_order(account, orjson.dumps(item))
         order_id = int(result["order_id"])
-        self._remember(order_id, meta)
-        await save_meta(self._database, order_id, account, meta)
         if ttl is not None and result["status"] in ("open", "partially_filled", "pending_trigger"):
             self._expire_later(account, order_id, ttl * self.ttl_unit_seconds)
         return {"order_id": result["order_id"]}
@@ -209,16 +202,9 @@ class KiteOrders:
 
     # -- reading ----------------------------------------------------------------------------
 
-    async def _metas(self, account: str, order_ids: list[int]) -> dict[int, KiteOrderMeta]:
-        found = {i: m for i in order_ids if (m := self._meta.get(i)) is not None}
-        missing = [i for i in order_ids if i not in found]
-        if missing:
-            found.update(await load_meta(self._database, account, missing))
-        return found
-
-    def _shape(self, account: str, order: Mapping[str, Any], meta: KiteOrderMeta | None) -> Any:
+    def _shape(self, account: str, order: Mapping[str, Any]) -> Any:
         instrument = self._registry.snapshot.instrument(order["instrument_token"])
-        return kite_order(instrument, order, meta, account)
+        return kite_order(instrument, order, account)
 
     async def orders(self, account: str) -> list[dict[str, Any]]:
         """The account's orders, oldest first (Kite's order book)."""
@@ -233,13 +219,11 @@ class KiteOrders:
             if cursor is None:
                 break
         items.reverse()
-        metas = await self._metas(account, [int(o["order_id"]) for o in items])
-        return [self._shape(account, o, metas.get(int(o["order_id"]))) for o in items]
+        return [self._shape(account, o) for o in items]
 
     async def order_history(self, account: str, order_id: int) -> list[dict[str, Any]]:
         order = await self._reads.get_order(account, order_id)
-        metas = await self._metas(account, [order_id])
-        current = self._shape(account, order, metas.get(order_id))
+        current = self._shape(account, order)
         instrument = self._registry.snapshot.instrument(order["instrument_token"])
         rows = await account_trades(self._database, account, order_id=order_id)
         fills = [(r.ts_ns, number(instrument.lots_to_quantity(r.quantity))) for r in rows]
@@ -249,16 +233,13 @@ class KiteOrders:
         if order_id is not None:
             await self._reads.get_order(account, order_id)  # ORDER_NOT_FOUND if not ours
         rows = await account_trades(self._database, account, order_id=order_id)
-        ids = {r.maker_order_id if r.maker_account == account else r.taker_order_id for r in rows}
-        metas = await self._metas(account, sorted(ids))
         snapshot = self._registry.snapshot
         out = []
         for row in rows:
             instrument = snapshot.get(row.instrument_token)
             if instrument is None:
                 continue
-            mine = row.maker_order_id if row.maker_account == account else row.taker_order_id
-            out.append(kite_trade(instrument, row, account, metas.get(mine)))
+            out.append(kite_trade(instrument, row))
         return out
 
     def order_update(self, account: str, order: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -266,10 +247,7 @@ class KiteOrders:
         instrument = self._registry.snapshot.get(order["instrument_token"])
         if instrument is None:
             return None
-        meta = self._meta.get(int(order["order_id"])) or self._meta.get(
-            order.get("client_order_id") or ""
-        )
-        data = kite_order(instrument, {"average_price": None, **order}, meta, account)
+        data = kite_order(instrument, {"average_price": None, **order}, account)
         data["unfilled_quantity"] = data["pending_quantity"]
         data["user_id"] = account
         return {"type": "order", "data": data}

@@ -3,17 +3,23 @@
 ``kite_order`` takes an order as our API renders it (``app.services.orders.render``, or an
 order update of ``/ws/orders``: the same field names) and maps it; the history is built from
 the journal's record of the order and its trades (``history``).
+
+Kite's product, validity (with its TTL) and tag have no field on our order: they travel in its
+``client_order_id``, ``kite:<product>:<validity>:<ttl>:<tag>:<nonce>`` (``encode_meta``), which
+the journal stores with the order in the same commit, so they are as durable as the order and
+every order update carries them. Orders placed through our own API have none
+(``default_meta``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
 from app.services.instrument import Instrument
 from app.services.kite.zones import kite_time
-from app.store.kite import KiteOrderMeta
 
 ORDER_TYPES = {"limit": "LIMIT", "market": "MARKET", "stop_limit": "SL", "stop": "SL-M"}
 OUR_ORDER_TYPES = {kite: ours for ours, kite in ORDER_TYPES.items()}
@@ -47,6 +53,36 @@ def number(text: str | None) -> int | float:
     return int(value) if value == value.to_integral_value() else float(value)
 
 
+@dataclass(frozen=True, slots=True)
+class KiteOrderMeta:
+    variety: str
+    product: str
+    validity: str
+    validity_ttl: int | None
+    tag: str | None
+
+
+_PREFIX = "kite"
+
+
+def encode_meta(meta: KiteOrderMeta, nonce: str) -> str:
+    """The ``client_order_id`` of a Kite order (``tag`` holds no ``:``; at most 64 chars)."""
+    ttl = "" if meta.validity_ttl is None else str(meta.validity_ttl)
+    return f"{_PREFIX}:{meta.product}:{meta.validity}:{ttl}:{meta.tag or ''}:{nonce}"
+
+
+def decode_meta(client_order_id: str | None) -> KiteOrderMeta | None:
+    if not client_order_id or not client_order_id.startswith(_PREFIX + ":"):
+        return None
+    parts = client_order_id.split(":")
+    if len(parts) != 6:
+        return None
+    _prefix, product, validity, ttl, tag, _nonce = parts
+    return KiteOrderMeta(
+        "regular", product, validity, int(ttl) if ttl.isdigit() else None, tag or None
+    )
+
+
 def default_meta(instrument: Instrument) -> KiteOrderMeta:
     """For an order placed through our own API: the product Kite would default to."""
     product = "CNC" if instrument.exchange in ("NSE", "BSE") else "NRML"
@@ -60,13 +96,8 @@ def status_message(order: Mapping[str, Any]) -> str | None:
     return _MESSAGES.get(reason, reason)
 
 
-def kite_order(
-    instrument: Instrument,
-    order: Mapping[str, Any],
-    meta: KiteOrderMeta | None,
-    account: str,
-) -> dict[str, Any]:
-    meta = meta or default_meta(instrument)
+def kite_order(instrument: Instrument, order: Mapping[str, Any], account: str) -> dict[str, Any]:
+    meta = decode_meta(order.get("client_order_id")) or default_meta(instrument)
     exchange = instrument.exchange
     quantity = number(order["quantity"])
     filled = number(order["filled_quantity"])
@@ -159,15 +190,11 @@ def history(
 _PRE_EXCHANGE = ("PUT ORDER REQ RECEIVED", "VALIDATION PENDING", "OPEN PENDING")
 
 
-def kite_trade(
-    instrument: Instrument, row: Any, account: str, meta: KiteOrderMeta | None
-) -> dict[str, Any]:
-    """One of the account's trades (a row of ``trades``) in Kite's tradebook shape."""
-    maker = row.maker_account == account and (
-        row.taker_account != account or row.maker_order_id != row.taker_order_id
-    )
-    order_id = row.maker_order_id if maker else row.taker_order_id
-    side = row.taker_side if not maker else ("sell" if row.taker_side == "buy" else "buy")
+def kite_trade(instrument: Instrument, row: Any) -> dict[str, Any]:
+    """One of the account's trades (a row of ``app.store.kite.account_trades``) in Kite's
+    tradebook shape."""
+    order_id, side = row.mine, row.side
+    meta = decode_meta(row.client_order_id) or default_meta(instrument)
     when = kite_time(row.ts_ns, instrument.exchange)
     return {
         "trade_id": str(row.trade_id),
@@ -176,7 +203,7 @@ def kite_trade(
         "tradingsymbol": instrument.tradingsymbol,
         "exchange": instrument.exchange,
         "instrument_token": instrument.instrument_token,
-        "product": (meta or default_meta(instrument)).product,
+        "product": meta.product,
         "average_price": number(instrument.ticks_to_price(row.price)),
         "quantity": number(instrument.lots_to_quantity(row.quantity)),
         "fill_timestamp": when,
