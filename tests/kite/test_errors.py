@@ -9,6 +9,7 @@ import re
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -246,3 +247,47 @@ async def test_a_non_json_content_type_never_reaches_the_client(live: LiveApp) -
             response = await http.request(method, path, headers={"X-Kite-Version": "3"})
             assert response.headers["content-type"] == "application/json", path
             assert response.json()["status"] == "error"
+
+
+_GARBAGE = ["", "0", "-1", "1e9", "nan", "9" * 30, "x" * 300, "\x00", "NSE:", ":", "%ff", "é"]
+
+
+async def test_garbage_never_gets_a_500(live: LiveApp) -> None:
+    headers = {"X-Kite-Version": "3", "Authorization": f"token {DESK_A}:{ADMIN_KEY}"}
+    fields = ["exchange", "tradingsymbol", "transaction_type", "quantity", "product"]
+    fields += ["order_type", "price", "trigger_price", "validity", "validity_ttl", "tag"]
+    good = {k: str(v) for k, v in order().items() if k != "variety" and v is not None}
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{live.port}", timeout=30) as http:
+        requests: list[tuple[str, str, dict[str, Any]]] = []
+        for value in _GARBAGE:
+            for name in fields:
+                requests.append(("POST", "/orders/regular", {"data": {**good, name: value}}))
+                requests.append(("PUT", "/orders/regular/1", {"data": {name: value}}))
+            path = quote(value, safe="") or "x"
+            for template in (
+                "/orders/regular/{}",
+                "/orders/{}",
+                "/orders/{}/trades",
+                "/orders/{}/x",
+                "/instruments/{}",
+                "/instruments/historical/{}/minute",
+                "/instruments/historical/408065/{}",
+                "/user/margins/{}",
+            ):
+                for method in ("GET", "PUT", "DELETE", "POST"):
+                    requests.append((method, template.format(path), {}))
+            for route in ("/quote", "/quote/ltp", "/quote/ohlc"):
+                requests.append(("GET", route, {"params": {"i": [value, "NSE:INFY"]}}))
+            requests.append(
+                (
+                    "GET",
+                    "/instruments/historical/408065/minute",
+                    {"params": {"from": value, "to": "2026-12-01"}},
+                )
+            )
+        for method, path, extra in requests:
+            response = await http.request(method, path, headers=headers, **extra)
+            assert response.status_code < 500, (method, path, extra, response.text)
+            assert response.headers["content-type"] in ("application/json", "text/csv")
+            if response.headers["content-type"] == "application/json":
+                assert response.json()["status"] in ("success", "error")
