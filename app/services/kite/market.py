@@ -11,7 +11,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from app.errors import InstrumentError, ValidationFailed
@@ -187,7 +187,7 @@ class KiteMarket:
             )
         instrument = self._registry.snapshot.instrument(instrument_token)
         exchange = instrument.exchange
-        bounds = []
+        bounds: list[datetime] = []
         for name, text in (("from", start), ("to", end)):
             if not text:
                 raise ValidationFailed(f"`{name}` is required (YYYY-MM-DD HH:MM:SS)")
@@ -196,16 +196,13 @@ class KiteMarket:
                 raise ValidationFailed(
                     f"`{name}` must be YYYY-MM-DD or YYYY-MM-DD HH:MM:SS", code="INVALID_TIME"
                 )
-            bounds.append(value.isoformat())
+            bounds.append(value)
         # Kite's ``to`` is inclusive, ours exclusive: one second later takes its last second.
-        end_iso = datetime.fromisoformat(bounds[1]).timestamp() + 1
         found = await self._candles.candles(
             instrument.symbol,
             interval=ours,
-            start=bounds[0],
-            end=datetime.fromtimestamp(
-                end_iso, datetime.fromisoformat(bounds[1]).tzinfo
-            ).isoformat(),
+            start=bounds[0].isoformat(),
+            end=(bounds[1] + timedelta(seconds=1)).isoformat(),
         )
         candles = []
         for item in found["items"]:
