@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import json
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from kiteconnect import KiteConnect
 from app.settings import Settings
 from tests.kite.support import DESK_A, DESK_B, call, client, kite_server
 from tests.support.live import LiveApp
+from tests.support.secrets import remember
 from tests.support.trading import ADMIN, ADMIN_KEY, DESK_B_KEY
 
 
@@ -262,8 +264,6 @@ class TestAccount:
     async def test_a_key_file_sets_its_accounts_cash(
         self, make_settings: Callable[..., Settings], pg_url: str, tokens_dir: Path
     ) -> None:
-        import json
-
         (tokens_dir / "rich.json").write_text(
             json.dumps(
                 {
@@ -274,8 +274,6 @@ class TestAccount:
                 }
             )
         )
-        from tests.support.secrets import remember
-
         remember("test-rich-key-0123456789")
         async with kite_server(make_settings(db={"url": pg_url}), tokens_dir) as live:
             kite = client(live, "rich", "test-rich-key-0123456789")
