@@ -26,9 +26,11 @@ from app.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from app.roles import start_trading
 from app.routes import OPEN_PATHS, include_routers
 from app.routes.errors import install_error_handlers
+from app.routes.kite import KiteDispatch
 from app.routes.lean import LeanApp
 from app.routes.openapi import install_openapi
 from app.services.health import HealthService
+from app.services.kite.service import build_kite
 from app.services.ticker import CandleService
 from app.settings import Role, Settings
 from app.state import AppState
@@ -126,6 +128,20 @@ def create_app(settings: Settings, *, journal_claim: FileClaim | None = None) ->
             background=background,
         )
         health.add_section("ticker", ticker.health)
+        candles = CandleService(database=database, registry=registry)
+        kite = build_kite(
+            orders=trading.router,
+            reads=trading.reads,
+            database=database,
+            registry=registry,
+            ticker=ticker,
+            candles=candles,
+            auth=auth,
+            metrics=metrics,
+            cash=settings.kite_cash,
+            max_instruments=settings.ticker.max_instruments_per_connection,
+            max_connections_per_key=settings.ticker.max_connections_per_key,
+        )
         state = AppState(
             settings=settings,
             metrics=metrics,
@@ -141,7 +157,8 @@ def create_app(settings: Settings, *, journal_claim: FileClaim | None = None) ->
             webhooks=webhooks,
             ticker=ticker,
             subscriptions=ticker.subscriptions,
-            candles=CandleService(database=database, registry=registry),
+            candles=candles,
+            kite=kite,
         )
         # Everything built so far (registry, books) lives as long as the process: keep it out
         # of the collector's passes, which shortens GC pauses on the order path.
@@ -156,6 +173,7 @@ def create_app(settings: Settings, *, journal_claim: FileClaim | None = None) ->
             yield state
         finally:
             log.info("service stopping")
+            kite.orders.stop()
             if trading.journal is not None:
                 await trading.journal.flush()
             await ticker.stop()
@@ -196,6 +214,9 @@ def create_app(settings: Settings, *, journal_claim: FileClaim | None = None) ->
             expose_headers=["X-Request-ID", "RateLimit", "RateLimit-Policy", "Retry-After"],
         )
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    if settings.cluster.role is not Role.MATCHER:
+        # Inside the request id and access log, before our API's body limit and errors.
+        app.add_middleware(KiteDispatch, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(RequestContextMiddleware, access_log_enabled=settings.log.access_log)
     if settings.cluster.role is not Role.MATCHER:
         app.enable_lean_path(

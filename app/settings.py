@@ -226,6 +226,8 @@ class Settings(_Settings):
     health_check_interval: float = Field(15.0, alias="HEALTH_CHECK_INTERVAL_SECONDS", gt=0)
     max_body_bytes: int = Field(1_048_576, alias="MAX_BODY_BYTES", ge=1024)
     shutdown_grace_seconds: float = Field(15.0, alias="SHUTDOWN_GRACE_SECONDS", gt=0)
+    # Each account's cash in the Kite Connect margins (a key file's "cash" overrides it).
+    kite_cash: float = Field(1_000_000.0, alias="KITE_CASH", gt=0)
 
     db: DatabaseSettings = Field(default_factory=DatabaseSettings)
     redis: RedisSettings = Field(default_factory=RedisSettings)

@@ -8,6 +8,7 @@ from app.background import BackgroundTasks
 from app.metrics import Metrics
 from app.services.auth import AuthService
 from app.services.health import HealthService
+from app.services.kite.service import KiteServices
 from app.services.orders.reads import OrderReads
 from app.services.orders.router import MarketData, OrderRouter
 from app.services.registry import InstrumentRegistry
@@ -34,3 +35,4 @@ class AppState(TypedDict):
     ticker: TickerService
     subscriptions: SubscriptionService
     candles: CandleService
+    kite: KiteServices

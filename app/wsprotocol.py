@@ -56,21 +56,27 @@ _EXPECTED: Final = {
 }  # fmt: skip
 
 _FIN_TEXT: Final = 0x81  # FIN bit + opcode 1 (text); a server's frames are never masked
+_FIN_BINARY: Final = 0x82  # FIN bit + opcode 2 (binary)
 _SHORT: Final = struct.Struct("!BB")
 _MEDIUM: Final = struct.Struct("!BBH")
 _LONG: Final = struct.Struct("!BBQ")
 
 
-def text_frame(payload: bytes) -> bytes:
+def text_frame(payload: bytes, opcode: int = _FIN_TEXT) -> bytes:
     """One unfragmented, unmasked text frame carrying ``payload`` (valid UTF-8)."""
     size = len(payload)
     if size < 126:
-        head = _SHORT.pack(_FIN_TEXT, size)
+        head = _SHORT.pack(opcode, size)
     elif size < 1 << 16:
-        head = _MEDIUM.pack(_FIN_TEXT, 126, size)
+        head = _MEDIUM.pack(opcode, 126, size)
     else:
-        head = _LONG.pack(_FIN_TEXT, 127, size)
+        head = _LONG.pack(opcode, 127, size)
     return head + payload
+
+
+def binary_frame(payload: bytes) -> bytes:
+    """One unfragmented, unmasked binary frame carrying ``payload``."""
+    return text_frame(payload, _FIN_BINARY)
 
 
 class WebSocketProtocol(WebSocketsSansIOProtocol):

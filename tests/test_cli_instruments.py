@@ -60,7 +60,7 @@ class TestInstrumentsImport:
             "instruments", "import", str(BUNDLED_INSTRUMENTS_CSV), env=env, cwd=tmp_path
         )
         assert first.returncode == 0, first.stderr
-        assert "44 inserted, 0 updated, 0 rejected" in first.stdout
+        assert "45 inserted, 0 updated, 0 rejected" in first.stdout
         # Its own lines only: no Alembic or importer log records between them.
         assert first.stderr == ""
         assert [line.split(":")[0] for line in first.stdout.splitlines()] == [
@@ -71,8 +71,8 @@ class TestInstrumentsImport:
             "instruments", "import", str(BUNDLED_INSTRUMENTS_CSV), env=env, cwd=tmp_path
         )
         assert again.returncode == 0, again.stderr
-        assert "0 inserted, 44 updated" in again.stdout
-        assert len(statuses(pg_url)) == 44
+        assert "0 inserted, 45 updated" in again.stdout
+        assert len(statuses(pg_url)) == 45
 
     def test_bad_rows_are_named_and_exit_non_zero(self, tmp_path: Path, pg_url: str) -> None:
         path = tmp_path / "some-bad.csv"

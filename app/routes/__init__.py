@@ -14,6 +14,10 @@ The API docs (``/docs``, ``/redoc``, their assets, ``/openapi.json``) are open: 
 the public contract and hold no data, and a desk expects to browse them; their "Authorize"
 button takes the key for trying routes out.
 
+The Kite Connect dialect (``app.routes.kite``) is not on these routers: ``KiteDispatch``
+takes its requests in the middleware stack, and its own routing table authenticates every
+route but ``POST /session/token`` (which authenticates the key in its body).
+
 Every route reads its body as JSON whatever ``Content-Type`` says (``app.routes.bodies``);
 ``require_json_bodies`` refuses an app with a body route that would not.
 """

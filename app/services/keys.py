@@ -3,10 +3,11 @@
     {"account": "desk-a", "scopes": ["read", "trade"], "key_sha256": "<hex>", "rate_limit": 50}
 
 ``key`` (the plain key) may stand instead of ``key_sha256``; ``rate_limit`` (requests per
-second) and ``burst`` are optional. Only ``*.json`` files count; dotfiles and dot-folders are
-ignored, because a Kubernetes secret mount keeps its real files under ``..data/`` (symlinks,
-which are followed) and editors leave dotfiles behind. Nothing here ever puts a key, or a
-file's contents, into an error message.
+second) and ``burst`` are optional, and so is ``cash`` (the account's cash for the Kite
+Connect margins, overriding ``KITE_CASH``). Only ``*.json`` files count; dotfiles and
+dot-folders are ignored, because a Kubernetes secret mount keeps its real files under
+``..data/`` (symlinks, which are followed) and editors leave dotfiles behind. Nothing here
+ever puts a key, or a file's contents, into an error message.
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ class ApiKey:
     rate_limit: float | None = None
     burst: int | None = None
     source: str = ""  # "API_KEY" or the key file's name, for logs and `keys list`
+    cash: float | None = None  # Kite Connect margins' cash for the account (else KITE_CASH)
 
     @property
     def fingerprint(self) -> str:
@@ -123,7 +125,15 @@ def parse_key_file(text: str, *, source: str) -> LoadedKey:
     burst = _positive(data, "burst")
     if burst is not None and burst != int(burst):
         raise KeyFileError("burst must be a whole number")
-    key = ApiKey(account, scopes, key_sha256, rate, int(burst) if burst else None, source=source)
+    key = ApiKey(
+        account,
+        scopes,
+        key_sha256,
+        rate,
+        int(burst) if burst else None,
+        source=source,
+        cash=_positive(data, "cash"),
+    )
     return LoadedKey(key, plain)
 
 

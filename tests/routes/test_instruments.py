@@ -11,7 +11,7 @@ from tests.conftest import PG_ADMIN_URL, running_app
 from tests.support.instruments import csv_row, csv_text
 
 KEY = {"X-API-Key": "test-admin-key-0123456789"}
-SAMPLE_ROWS = 44  # app/data/instruments.csv
+SAMPLE_ROWS = 45  # app/data/instruments.csv
 
 
 class TestListInstruments:

@@ -19,7 +19,16 @@ from app.store.database import Database
 from app.store.ticker import candles
 
 NS = 1_000_000_000
-INTERVALS = {"1m": 60 * NS, "5m": 300 * NS, "15m": 900 * NS, "1h": 3600 * NS, "1d": 86_400 * NS}
+INTERVALS = {
+    "1m": 60 * NS,
+    "3m": 180 * NS,
+    "5m": 300 * NS,
+    "10m": 600 * NS,
+    "15m": 900 * NS,
+    "30m": 1800 * NS,
+    "1h": 3600 * NS,
+    "1d": 86_400 * NS,
+}
 MAX_BUCKETS = 5000
 MAX_NS = 2**63 - 1  # trades.ts_ns is a signed 64-bit integer
 DEFAULT_BUCKETS = 500

@@ -23,7 +23,7 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable
 from functools import partial
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
@@ -34,8 +34,34 @@ from app.services.ticker.ticks import MODE_RANK, Mode, view
 
 log = logging.getLogger(__name__)
 
-TICKER, ORDERS = "ticker", "orders"
+TICKER, ORDERS, KITE = "ticker", "orders", "kite"
 _ids = itertools.count(1)
+
+
+class Codec(Protocol):
+    """How a connection's ticks and messages go on the wire: our JSON (``JSON_CODEC``) or
+    another protocol's (KiteTicker's binary packets). Groups never mix codecs."""
+
+    def tick(self, full: dict[str, Any], mode: Mode) -> bytes: ...
+    def frame(self, pending: dict[int, bytes]) -> tuple[bytes, int]: ...
+    def control(self, account: str, message: bytes, kind: str) -> bytes | None:
+        """An account's order or fill update, or a broadcast (``kind`` ``heartbeat``), as
+        this codec sends it (None: not sent)."""
+        ...
+
+
+class JsonCodec:
+    def tick(self, full: dict[str, Any], mode: Mode) -> bytes:
+        return orjson.dumps(view(full, mode))
+
+    def frame(self, pending: dict[int, bytes]) -> tuple[bytes, int]:
+        return _frame(pending)
+
+    def control(self, account: str, message: bytes, kind: str) -> bytes | None:
+        return message
+
+
+JSON_CODEC = JsonCodec()
 
 
 class Connection:
@@ -47,6 +73,7 @@ class Connection:
         "close_code",
         "close_message",
         "close_reason",
+        "codec",
         "control",
         "finished",
         "group",
@@ -69,8 +96,10 @@ class Connection:
         kind: str,
         send: sender.Send,
         write_now: Callable[[bytes], bool] = lambda _data: False,
+        codec: Codec = JSON_CODEC,
     ) -> None:
         self.id = next(_ids)
+        self.codec = codec
         self.send = send
         self.write_now = write_now  # sends at once when the socket can take it (else False)
         self.account = account
@@ -103,10 +132,11 @@ class Connection:
 class _Group:
     """The connections subscribed to exactly ``key`` (instrument -> mode pairs)."""
 
-    __slots__ = ("key", "members", "pending")
+    __slots__ = ("codec", "key", "members", "pending")
 
-    def __init__(self, key: frozenset[tuple[int, Mode]]) -> None:
+    def __init__(self, key: frozenset[tuple[int, Mode]], codec: Codec) -> None:
         self.key = key
+        self.codec = codec
         self.members: set[Connection] = set()
         self.pending: dict[int, bytes] = {}  # filled by ``deliver``, sent by ``send_ready``
 
@@ -130,7 +160,7 @@ class Hub:
         # instrument -> the groups subscribed to it, each with its mode (``token in by_token``:
         # some local client wants it)
         self.by_token: dict[int, dict[_Group, Mode]] = {}
-        self._groups: dict[frozenset[tuple[int, Mode]], _Group] = {}
+        self._groups: dict[tuple[Codec, frozenset[tuple[int, Mode]]], _Group] = {}
         self._modes: dict[int, list[int]] = {}  # token -> subscribers per mode rank
         self.by_account: dict[str, set[Connection]] = {}
         self.per_key: Counter[str] = Counter()
@@ -147,7 +177,7 @@ class Hub:
     def add(self, conn: Connection) -> None:
         self.connections.add(conn)
         self.per_key[conn.key_id] += 1
-        if conn.kind == ORDERS:
+        if conn.kind != TICKER:  # order streams, and KiteTicker's order updates
             accounts = self.by_account.setdefault(conn.account, set())
             accounts.add(conn)
             if len(accounts) == 1:
@@ -215,7 +245,7 @@ class Hub:
                 return
             old.members.discard(conn)
             if not old.members:
-                del self._groups[old.key]
+                del self._groups[old.codec, old.key]
                 for token, _mode in old.key:
                     groups = self.by_token[token]
                     del groups[old]
@@ -224,9 +254,9 @@ class Hub:
         conn.group = None
         if not key:
             return
-        group = self._groups.get(key)
+        group = self._groups.get((conn.codec, key))
         if group is None:
-            group = self._groups[key] = _Group(key)
+            group = self._groups[conn.codec, key] = _Group(key, conn.codec)
             for token, mode in key:
                 self.by_token.setdefault(token, {})[group] = mode
         group.members.add(conn)
@@ -246,12 +276,13 @@ class Hub:
         groups = self.by_token.get(token)
         if not groups:
             return
-        encoded: dict[Mode, bytes] = {}
+        encoded: dict[tuple[Codec, Mode], bytes] = {}
         ready = self._ready
         for group, mode in groups.items():
-            data = encoded.get(mode)
+            codec = group.codec
+            data = encoded.get((codec, mode))
             if data is None:
-                data = encoded[mode] = orjson.dumps(view(full, mode))
+                data = encoded[codec, mode] = codec.tick(full, mode)
             pending = group.pending
             if not pending:
                 ready.append(group)
@@ -264,7 +295,7 @@ class Hub:
         while ready:  # taken one at a time: a group is never left out with ticks queued
             group = ready.popleft()
             pending, group.pending = group.pending, {}
-            frame, ticks = _frame(pending)
+            frame, ticks = group.codec.frame(pending)
             for conn in tuple(group.members):
                 if conn.inflight is None and not conn.pending and not conn.control:
                     if not conn.finished.is_set():
@@ -292,11 +323,21 @@ class Hub:
 
     def push_account(self, account: str, message: bytes, kind: str) -> None:
         for conn in self.by_account.get(account, ()):
-            self.push(conn, message, kind)
+            if conn.codec is JSON_CODEC:
+                self.push(conn, message, kind)
+            else:
+                data = conn.codec.control(account, message, kind)
+                if data is not None:
+                    self.push(conn, data, kind)
 
     def broadcast(self, message: bytes, kind: str) -> None:
         for conn in self.connections:
-            self.push(conn, message)
+            if conn.codec is JSON_CODEC:
+                self.push(conn, message)
+            else:
+                data = conn.codec.control(conn.account, message, kind)
+                if data is not None:
+                    self.push(conn, data)
         self._metrics.ws_messages.labels(direction="out", type=kind).inc(len(self.connections))
 
     def pump(self, conn: Connection) -> None:
@@ -308,7 +349,7 @@ class Hub:
                 frame, ticks = conn.control.popleft(), 0
             else:
                 pending, conn.pending = conn.pending, {}
-                frame, ticks = _frame(pending)
+                frame, ticks = conn.codec.frame(pending)
             if not self._send(conn, frame, ticks):
                 return
 
