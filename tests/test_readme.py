@@ -259,3 +259,33 @@ class TestExamples:
             ["order.accepted buy cancelled 0"],
         )
         assert '"reason":"SELF_TRADE_PREVENTION"' in out.replace(" ", ""), out
+
+
+class TestMap:
+    """The "How it works" map names modules and functions that exist, so it stays true."""
+
+    def section(self) -> str:
+        text = README.read_text()
+        start = text.index("## How it works")
+        return text[start : text.index("\n## ", start + 1)]
+
+    def test_every_file_named_exists(self) -> None:
+        files = {p.relative_to(ROOT).as_posix() for p in (ROOT / "app").rglob("*.py")}
+        named = set(re.findall(r"`([\w/]+\.py)`", self.section()))
+        assert named
+        missing = {n for n in named if not any(f.endswith(n) for f in files)}
+        assert not missing, f"the map names files that are not in app/: {sorted(missing)}"
+
+    def test_every_function_and_class_named_is_defined(self) -> None:
+        paths = list((ROOT / "app").rglob("*.py"))
+        source = "\n".join(p.read_text() for p in paths)
+        defined = set(re.findall(r"^\s*(?:async def|def|class)\s+(\w+)", source, re.M))
+        defined |= set(re.findall(r"^(\w+)\s*[:=]", source, re.M))  # module-level names
+        defined |= {p.stem for p in paths}  # ``module.function``
+        named = set()
+        for token in re.findall(r"`([\w.]+)`", self.section()):
+            if not token.endswith(".py"):
+                named.update(token.split("."))
+        assert len(named) > 20
+        missing = sorted(named - defined - {"app"})
+        assert not missing, f"the map names what app/ does not define: {missing}"
