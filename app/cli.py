@@ -174,7 +174,7 @@ def _keys(args: argparse.Namespace) -> int:
 def _instruments_import(args: argparse.Namespace) -> int:
     from app.cli_progress import import_progress
     from app.errors import ImportFileInvalid
-    from app.services.instrument_import import ImportReport, InstrumentImporter
+    from app.services.instruments.importer import ImportReport, InstrumentImporter
     from app.store.instruments import InstrumentStore
     from app.wiring import open_database
 

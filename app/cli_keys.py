@@ -1,12 +1,12 @@
 """``ticker-service keys …``: create, list, show-dev. Keys are files in TOKENS_DIR
-(``app.services.keys``); nothing here needs the database or a running service."""
+(``app.services.access.keys``); nothing here needs the database or a running service."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-from app.services.keys import (
+from app.services.access.keys import (
     ALL_SCOPES,
     ApiKey,
     KeyFileError,

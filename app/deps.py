@@ -11,13 +11,13 @@ from starlette.requests import HTTPConnection
 
 from app.errors import InstrumentNotFound, UnknownInstrument
 from app.middleware import RESPONSE_HEADERS
-from app.services.auth import ApiKey, AuthService, Scope
+from app.services.access.auth import ApiKey, AuthService, Scope
 from app.services.health import HealthService
-from app.services.instrument import Instrument
-from app.services.instrument_snapshot import RegistrySnapshot
+from app.services.instruments.model import Instrument
+from app.services.instruments.registry import InstrumentRegistry
+from app.services.instruments.snapshot import RegistrySnapshot
+from app.services.orders.entry import MarketData, OrderEntry
 from app.services.orders.reads import OrderReads
-from app.services.orders.router import MarketData, OrderRouter
-from app.services.registry import InstrumentRegistry
 from app.services.ticker import CandleService, SubscriptionService, TickerService
 from app.services.webhooks.endpoints import WebhookService
 from app.settings import Settings
@@ -52,7 +52,7 @@ async def get_registry(connection: HTTPConnection) -> InstrumentRegistry:
     return state_of(connection)["registry"]
 
 
-async def get_orders(connection: HTTPConnection) -> OrderRouter:
+async def get_orders(connection: HTTPConnection) -> OrderEntry:
     return state_of(connection)["orders"]
 
 
@@ -166,7 +166,7 @@ ReadKey = Annotated[ApiKey, Depends(require(Scope.READ))]
 TradeKey = Annotated[ApiKey, Depends(require(Scope.TRADE))]
 AdminKey = Annotated[ApiKey, Depends(require(Scope.ADMIN))]
 
-OrdersDep = Annotated[OrderRouter, Depends(get_orders)]
+OrdersDep = Annotated[OrderEntry, Depends(get_orders)]
 MarketDep = Annotated[MarketData, Depends(get_market)]
 OrderReadsDep = Annotated[OrderReads, Depends(get_order_reads)]
 WebhooksDep = Annotated[WebhookService, Depends(get_webhooks)]

@@ -130,7 +130,7 @@ def create_app(settings: Settings, *, journal_claim: FileClaim | None = None) ->
         health.add_section("ticker", ticker.health)
         candles = CandleService(database=database, registry=registry)
         kite = build_kite(
-            orders=trading.router,
+            orders=trading.entry,
             reads=trading.reads,
             database=database,
             registry=registry,
@@ -151,7 +151,7 @@ def create_app(settings: Settings, *, journal_claim: FileClaim | None = None) ->
             auth=auth,
             background=background,
             registry=registry,
-            orders=trading.router,
+            orders=trading.entry,
             market=trading.market,
             order_reads=trading.reads,
             webhooks=webhooks,

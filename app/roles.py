@@ -8,7 +8,7 @@
   holds the shard's lease; its journal checks the lease's fencing token on every commit.
 - ``gateway``: no books; orders go to the matchers over Redis Streams.
 
-Routes see the same ``OrderRouter``/``MarketData`` either way.
+Routes see the same ``OrderEntry``/``MarketData`` either way.
 """
 
 from __future__ import annotations
@@ -23,18 +23,18 @@ from dataclasses import dataclass
 from app.background import BackgroundTasks
 from app.metrics import Metrics
 from app.services.cluster.claim import JournalClaimService
-from app.services.cluster.gateway import StreamRouter
+from app.services.cluster.gateway import StreamOrderEntry
 from app.services.cluster.hop import ReplyListener
 from app.services.cluster.lease import ShardLease
 from app.services.cluster.matcher import Matcher
+from app.services.instruments.registry import InstrumentRegistry
+from app.services.orders.entry import MarketData, OrderEntry
 from app.services.orders.journal import JournalUnit, JournalWriter
 from app.services.orders.market import MarketDataService
 from app.services.orders.reads import OrderReads
 from app.services.orders.risk import CircuitBreaker, RiskChecker, RiskLimits
-from app.services.orders.router import MarketData, OrderRouter
 from app.services.orders.service import OrderService
 from app.services.orders.shard import Shard
-from app.services.registry import InstrumentRegistry
 from app.settings import Role, Settings
 from app.store.commits import JournalTransaction
 from app.store.database import Database
@@ -46,15 +46,15 @@ log = logging.getLogger(__name__)
 
 @dataclass(slots=True)
 class Trading:
-    router: OrderRouter
+    entry: OrderEntry
     market: MarketData
     reads: OrderReads
-    engine: OrderService | None  # the local books (None on a gateway)
+    local_books: OrderService | None  # the local books (None on a gateway)
     journal: JournalWriter | None
     claim: JournalClaimService | None = None  # ROLE=all on PostgreSQL
 
     def ready(self) -> bool:
-        return self.engine is None or self.engine.ready
+        return self.local_books is None or self.local_books.ready
 
 
 def instance_id(settings: Settings) -> str:
@@ -107,7 +107,7 @@ async def start_trading(
     if cluster.role is Role.GATEWAY:
         replies = ReplyListener(redis, instance_id(settings))
         background.start("gateway-replies", replies.run())
-        router = StreamRouter(
+        router = StreamOrderEntry(
             redis=redis,
             database=database,
             registry=registry,
@@ -117,7 +117,7 @@ async def start_trading(
             timeout=cluster.shard_timeout,
             max_batch_orders=settings.orders.max_batch_orders,
         )
-        return Trading(router=router, market=router, reads=reads, engine=None, journal=None)
+        return Trading(entry=router, market=router, reads=reads, local_books=None, journal=None)
 
     shard = Shard(cluster.shard_id, cluster.shards) if cluster.role is Role.MATCHER else Shard()
     orders = build_order_service(
@@ -126,7 +126,7 @@ async def start_trading(
     market = MarketDataService(orders=orders, registry=registry, database=database)
     if cluster.role is Role.ALL:
         trading = Trading(
-            router=orders, market=market, reads=reads, engine=orders, journal=orders.journal
+            entry=orders, market=market, reads=reads, local_books=orders, journal=orders.journal
         )
         if database.is_postgres:
             trading.claim = await _claim_journal(settings, database, orders, background)
@@ -139,7 +139,9 @@ async def start_trading(
     )
     matcher = Matcher(redis=redis, orders=orders, market=market)
     background.start("matcher", _run_matcher(lease, matcher, orders, database, background))
-    return Trading(router=orders, market=market, reads=reads, engine=orders, journal=orders.journal)
+    return Trading(
+        entry=orders, market=market, reads=reads, local_books=orders, journal=orders.journal
+    )
 
 
 async def _serve_books(orders: OrderService, background: BackgroundTasks) -> None:

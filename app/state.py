@@ -6,12 +6,12 @@ from typing import TypedDict
 
 from app.background import BackgroundTasks
 from app.metrics import Metrics
-from app.services.auth import AuthService
+from app.services.access.auth import AuthService
 from app.services.health import HealthService
+from app.services.instruments.registry import InstrumentRegistry
 from app.services.kite.service import KiteServices
+from app.services.orders.entry import MarketData, OrderEntry
 from app.services.orders.reads import OrderReads
-from app.services.orders.router import MarketData, OrderRouter
-from app.services.registry import InstrumentRegistry
 from app.services.ticker import CandleService, SubscriptionService, TickerService
 from app.services.webhooks.endpoints import WebhookService
 from app.settings import Settings
@@ -28,7 +28,7 @@ class AppState(TypedDict):
     auth: AuthService
     background: BackgroundTasks
     registry: InstrumentRegistry
-    orders: OrderRouter
+    orders: OrderEntry
     market: MarketData
     order_reads: OrderReads
     webhooks: WebhookService

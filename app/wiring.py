@@ -21,11 +21,11 @@ from app.background import BackgroundTasks
 from app.logs import register_secret
 from app.metrics import Metrics
 from app.roles import Trading
-from app.services.auth import AuthService
-from app.services.instrument_import import BUNDLED_INSTRUMENTS_CSV, InstrumentImporter
-from app.services.keys import ALL_SCOPES, DEVELOPMENT_ACCOUNT, KeyFileError, create_key_file
+from app.services.access.auth import AuthService
+from app.services.access.keys import ALL_SCOPES, DEVELOPMENT_ACCOUNT, KeyFileError, create_key_file
+from app.services.instruments.importer import BUNDLED_INSTRUMENTS_CSV, InstrumentImporter
+from app.services.instruments.registry import InstrumentRegistry
 from app.services.orders.journal import JournalWriter
-from app.services.registry import InstrumentRegistry
 from app.services.ticker import (
     SubscriptionService,
     TickerLimits,
@@ -198,8 +198,8 @@ async def start_ticker(
     ticker_settings = settings.ticker
     subscriptions = SubscriptionService(database=database, registry=registry)
     ticker = TickerService(
-        engine=trading.engine,
-        cancel_all=trading.router.cancel_all,
+        local_books=trading.local_books,
+        cancel_all=trading.entry.cancel_all,
         registry=registry,
         auth=auth,
         redis=redis,

@@ -32,7 +32,7 @@ from fastapi import APIRouter
 from app.errors import Unauthenticated
 from app.main import create_app
 from app.routes import authenticated_router
-from app.services.auth import AuthService
+from app.services.access.auth import AuthService
 from app.settings import Settings
 
 KEYS = 1000

@@ -1,4 +1,4 @@
-"""The HTTP layer alone: CPU per request of the order routes with a stub ``OrderRouter``.
+"""The HTTP layer alone: CPU per request of the order routes with a stub ``OrderEntry``.
 
 No server, no journal, no network: the app is called as ASGI with a realistic scope, so the
 figure is what routing, auth, rate limit, body, rendering, request id and metrics cost per
@@ -23,7 +23,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from app.main import create_app
-from app.services.auth import AuthService
+from app.services.access.auth import AuthService
 from app.settings import Settings
 
 KEY = "bench-http-key-0123456789abcdef"

@@ -28,8 +28,8 @@ import psycopg
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from app.metrics import Metrics
-from app.services.instrument_import import COLUMNS, InstrumentImporter
-from app.services.registry import InstrumentRegistry
+from app.services.instruments.importer import COLUMNS, InstrumentImporter
+from app.services.instruments.registry import InstrumentRegistry
 from app.store.database import Database
 from app.store.instruments import InstrumentStore
 from app.store.migrate import migrate

@@ -38,13 +38,15 @@ def secrets_never_logged(tmp_path_factory: pytest.TempPathFactory) -> Iterator[P
     """Every log record of the run goes to a file; at the end no key or webhook secret that
     the tests created (``tests.support.secrets``) may appear in it, nor in the logs of the
     services run as subprocesses. Fails as an error at the teardown of the last test."""
-    import app.services.keys
+    import app.services.access.keys
 
     path = tmp_path_factory.getbasetemp() / "session-log.txt"
     handler = secrets.install(path)
-    generate = app.services.keys.generate_key
+    generate = app.services.access.keys.generate_key
     with pytest.MonkeyPatch.context() as patch:  # keys printed by `keys create`
-        patch.setattr(app.services.keys, "generate_key", lambda: secrets.remember(generate()))
+        patch.setattr(
+            app.services.access.keys, "generate_key", lambda: secrets.remember(generate())
+        )
         yield path
     secrets.uninstall(handler)
     found = secrets.leaks([path, *secrets.watched_files()], secrets.known_secrets())

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from app.services.keys import (
+from app.services.access.keys import (
     ALL_SCOPES,
     DEVELOPMENT_ACCOUNT,
     CreatedKey,
@@ -136,7 +136,7 @@ class TestKeys:
         import json
         import stat
 
-        from app.services.keys import digest
+        from app.services.access.keys import digest
 
         env = {"TOKENS_DIR": str(tmp_path / "tokens")}
         code, out, err = run_main(
@@ -243,7 +243,7 @@ class TestKeysShowDev:
     def test_says_what_to_do_without_a_printable_key(
         self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
     ) -> None:
-        from app.services.keys import ALL_SCOPES, DEVELOPMENT_ACCOUNT, create_key_file
+        from app.services.access.keys import ALL_SCOPES, DEVELOPMENT_ACCOUNT, create_key_file
 
         tokens = tmp_path / "tokens"
         env = {"TOKENS_DIR": str(tokens)}

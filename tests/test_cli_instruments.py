@@ -11,7 +11,7 @@ from pathlib import Path
 
 import psycopg
 
-from app.services.instrument_import import BUNDLED_INSTRUMENTS_CSV
+from app.services.instruments.importer import BUNDLED_INSTRUMENTS_CSV
 from tests.support.instruments import csv_row, csv_text
 from tests.test_cli import base_env, run_cli
 

@@ -9,8 +9,8 @@ from fastapi import APIRouter, Query
 from app.deps import AdminKey, ReadKey, RegistryDep, TokenInstrument
 from app.routes.models import InstrumentOut, InstrumentPage, RefreshOut
 from app.routes.responses import OrjsonResponse, error_responses
-from app.services.instrument import InstrumentStatus
-from app.services.instrument_snapshot import InstrumentFilter
+from app.services.instruments.model import InstrumentStatus
+from app.services.instruments.snapshot import InstrumentFilter
 
 router = APIRouter(tags=["instruments"])
 

@@ -10,7 +10,7 @@ convention holds; for ``POST /orders``, ``POST /advanced/batch-orders``,
 - ``LeanApp`` (the FastAPI app itself) matches method and path before Starlette's routing
   and calls ``LeanOrderPath``, which does inline what the route's dependencies and the
   middleware do: request id and access log (``app.middleware``), body limit, ``admit`` and
-  ``authorise`` of the same ``AuthService``, the same ``OrderRouter`` call as the route,
+  ``authorise`` of the same ``AuthService``, the same ``OrderEntry`` call as the route,
   orjson rendering, errors through ``app.routes.errors.render_error``, the route metrics
   through ``HttpMetrics`` (same series, ``handler`` the route template).
 - The routes stay declared in ``app.routes.orders``: the OpenAPI document, the auth matrix
@@ -45,10 +45,10 @@ from app.metrics import HttpMetrics
 from app.middleware import add_missing_headers, log_access, request_id_for, too_large_body
 from app.routes.errors import render_error
 from app.routes.responses import INT64_MAX
-from app.services.auth import AuthService
-from app.services.auth import Scope as KeyScope
-from app.services.orders.requests import AmendIn
-from app.services.orders.router import OrderRouter
+from app.services.access.auth import AuthService
+from app.services.access.auth import Scope as KeyScope
+from app.services.orders.entry import OrderEntry
+from app.services.orders.parsing import AmendIn
 from app.state import AppState
 
 _ORDER_ID = re.compile(r"[1-9][0-9]{0,18}")
@@ -203,7 +203,7 @@ class LeanOrderPath:
         admission = auth.admit(request.api_key, address=client[0] if client else None)
         extra.update(admission.headers)
         account = auth.authorise(admission.key, KeyScope.TRADE).account
-        orders: OrderRouter = state["orders"]
+        orders: OrderEntry = state["orders"]
         result: dict[str, Any]
         status = 200
         if amend is not None:

@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
-from app.services.orders.requests import ErrorOut, FillOut
+from app.services.orders.parsing import ErrorOut, FillOut
 
 Decimal = str  # a decimal string, e.g. "1875.4"
 

@@ -11,7 +11,7 @@ from app.routes.bodies import JsonBodyRoute
 from app.routes.models import BatchPage, CancelAllOut, FillPage, OrderOut, OrderPage
 from app.routes.openapi import json_body
 from app.routes.responses import Int64Id, OrjsonResponse, error_responses
-from app.services.orders.requests import (
+from app.services.orders.parsing import (
     CLIENT_ORDER_ID_PATTERN,
     AmendIn,
     BatchIn,

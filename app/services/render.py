@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from app.services.instrument import Instrument, decimal_text
+from app.services.instruments.model import Instrument, decimal_text
 from app.services.orders.records import REJECTED, Fill, OrderRecord
 
 _AVERAGE_DIGITS = 8

@@ -23,7 +23,7 @@ import pytest
 
 from app.deps import required_scope
 from app.routes import OPEN_PATHS, HttpRoute, dependency_calls, http_routes
-from app.services.auth import Scope
+from app.services.access.auth import Scope
 from app.settings import Settings
 from tests.conftest import running_app
 from tests.services.webhooks.receiver import Receiver

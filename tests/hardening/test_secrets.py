@@ -19,7 +19,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from app import logs
-from app.services.auth import digest, fingerprint
+from app.services.access.auth import digest, fingerprint
 from app.services.webhooks.signing import new_secret
 from app.settings import Settings
 from app.store.database import Database

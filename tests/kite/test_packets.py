@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from kiteconnect import KiteTicker
 
-from app.services.instrument import Instrument
+from app.services.instruments.model import Instrument
 from app.services.kite.packets import HEARTBEAT, U32, divisor, frame, packet
 from app.services.ticker.ticks import Mode
 

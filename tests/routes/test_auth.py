@@ -37,8 +37,8 @@ from app.routes import (
     require_authentication,
 )
 from app.routes.responses import OrjsonResponse
-from app.services.auth import ALL_SCOPES, Scope, digest
-from app.services.keys import read_development_key
+from app.services.access.auth import ALL_SCOPES, Scope, digest
+from app.services.access.keys import read_development_key
 from app.settings import Settings
 
 ALL_KEY = "test-admin-key-0123456789"  # tests/conftest.py make_settings

@@ -12,7 +12,7 @@ import orjson
 import pytest
 import redis.asyncio as aioredis
 
-from app.services.orders.queries import encode_cursor
+from app.services.orders.journal_queries import encode_cursor
 from app.settings import Settings
 from tests.conftest import REDIS_URL, running_app
 from tests.support.trading import ADMIN, DESK_B, READER, add_accounts, batch, order

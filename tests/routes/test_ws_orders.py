@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from app.services.cluster.gateway import StreamRouter
+from app.services.cluster.gateway import StreamOrderEntry
 from app.settings import Settings
 from tests.services.webhooks.receiver import Receiver, eventually
 from tests.support.cluster import two_gateways_and_a_matcher
@@ -195,8 +195,8 @@ class TestAcrossReplicas:
             # The matcher journals the orders, so it is the one that must know where the
             # account's stream is.
             await wait_for_registry(matcher, accounts={"default"})
-            assert isinstance(a.state["orders"], StreamRouter)
-            assert isinstance(b.state["orders"], StreamRouter)
+            assert isinstance(a.state["orders"], StreamOrderEntry)
+            assert isinstance(b.state["orders"], StreamOrderEntry)
 
             # An order taken by the other gateway...
             await place(a.http, ADMIN, order("sell", "1", "1876"))

@@ -13,7 +13,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from app.services.cluster.gateway import StreamRouter
+from app.services.cluster.gateway import StreamOrderEntry
 from app.settings import Settings
 from tests.conftest import REDIS_URL
 from tests.support.cluster import two_gateways_and_a_matcher
@@ -68,8 +68,8 @@ class TestTwoGateways:
                 assert tick["depth"]["asks"] == [{"price": "1875.4", "quantity": "3", "orders": 1}]
                 # Only the matcher holds a book; the gateways route to it.
                 assert len(matcher.state["orders"].books[INFY]) == 1
-                assert isinstance(a.state["orders"], StreamRouter)
-                assert isinstance(b.state["orders"], StreamRouter)
+                assert isinstance(a.state["orders"], StreamOrderEntry)
+                assert isinstance(b.state["orders"], StreamOrderEntry)
                 # Each tick arrived once (no replica relays a tick twice).
                 await ws.send({"action": "ping"})
                 while (message := await ws.recv())["type"] != "pong":

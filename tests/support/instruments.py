@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from app.services.instrument import Instrument
+from app.services.instruments.model import Instrument
 from app.store.database import Database
 from app.store.migrate import migrate
 

@@ -13,9 +13,9 @@ import orjson
 
 from app.metrics import Metrics
 from app.roles import build_order_service
+from app.services.instruments.registry import InstrumentRegistry
 from app.services.orders.service import OrderService
 from app.services.orders.shard import Shard
-from app.services.registry import InstrumentRegistry
 from app.settings import Settings
 from app.store.database import Database
 from app.wiring import load_registry, open_database

@@ -25,8 +25,8 @@ from starlette.types import Receive, Scope, Send
 from app.errors import AppError, Forbidden, MethodNotAllowed, NotFound, PayloadTooLarge
 from app.routes.errors import render_error
 from app.routes.kite.envelope import CSV, error, respond, success
-from app.services.auth import ApiKey
-from app.services.auth import Scope as KeyScope
+from app.services.access.auth import ApiKey
+from app.services.access.auth import Scope as KeyScope
 from app.services.kite.service import KiteServices
 from app.state import AppState
 

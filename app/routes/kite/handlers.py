@@ -9,7 +9,7 @@ from typing import Any
 from app.errors import ValidationFailed
 from app.routes.kite.app import Csv, KiteCall, KiteRoute, TokenMismatch, route
 from app.routes.responses import INT64_MAX
-from app.services.auth import Scope
+from app.services.access.auth import Scope
 from app.services.kite.account import positions_of, profile
 
 READ, TRADE = Scope.READ, Scope.TRADE

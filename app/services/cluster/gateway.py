@@ -24,13 +24,13 @@ from sqlalchemy import insert
 from app.errors import AppError, ValidationFailed
 from app.metrics import Metrics
 from app.services.cluster.hop import ReplyListener, ShardTimeout, ShardUnavailable, StreamHop
-from app.services.instrument import Instrument
-from app.services.orders import queries
+from app.services.instruments.model import Instrument
+from app.services.orders import journal_queries
+from app.services.orders.entry import InstrumentControl
 from app.services.orders.errors import OrderNotFound
 from app.services.orders.idempotency import IdempotencyGuard
+from app.services.orders.parsing import parse_batch, parse_order, parse_single
 from app.services.orders.placement import single_result
-from app.services.orders.requests import parse_batch, parse_order, parse_single
-from app.services.orders.router import Registry
 from app.services.orders.shard import shard_of
 from app.services.render import render_reject
 from app.store.database import Database
@@ -40,15 +40,15 @@ from app.store.redis import RedisStore
 log = logging.getLogger(__name__)
 
 
-class StreamRouter:
-    """``OrderRouter`` over Redis Streams (``ROLE=gateway``)."""
+class StreamOrderEntry:
+    """``OrderEntry`` over Redis Streams (``ROLE=gateway``)."""
 
     def __init__(
         self,
         *,
         redis: RedisStore,
         database: Database,
-        registry: Registry,
+        registry: InstrumentControl,
         replies: ReplyListener,
         metrics: Metrics,
         shards: int,
@@ -224,7 +224,7 @@ class StreamRouter:
     # --- one order -----------------------------------------------------------------------------
 
     async def _order_shard(self, account: str, order_id: int) -> int:
-        record = await queries.order_record(self._database, account, order_id)
+        record = await journal_queries.order_record(self._database, account, order_id)
         if record is None:
             raise OrderNotFound()
         return shard_of(record.instrument_token, self.shards)

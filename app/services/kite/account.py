@@ -17,8 +17,7 @@ from decimal import Decimal
 from typing import Any
 
 from app.errors import ValidationFailed
-from app.services.instrument_snapshot import RegistrySnapshot
-from app.services.kite.market import Registry
+from app.services.instruments.snapshot import RegistrySnapshot, SnapshotSource
 from app.services.orders.reads import OrderReads
 
 SEGMENTS = ("equity", "commodity")
@@ -85,7 +84,7 @@ def _segment(cash: Decimal, used: Decimal) -> dict[str, Any]:
 
 
 class KiteAccount:
-    def __init__(self, *, reads: OrderReads, registry: Registry) -> None:
+    def __init__(self, *, reads: OrderReads, registry: SnapshotSource) -> None:
         self._reads = reads
         self._registry = registry
 

@@ -15,8 +15,8 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from app.errors import InstrumentError, ValidationFailed
-from app.services.instrument import Instrument, decimal_text
-from app.services.instrument_snapshot import RegistrySnapshot
+from app.services.instruments.model import Instrument, decimal_text
+from app.services.instruments.snapshot import SnapshotSource
 from app.services.kite.shapes import number
 from app.services.kite.zones import NS, candle_time, kite_time, parse_local
 from app.services.ticker import CandleService
@@ -47,11 +47,6 @@ INTERVALS = {
 }
 MAX_QUOTES = 500
 DEPTH = 5
-
-
-class Registry(Protocol):
-    @property
-    def snapshot(self) -> RegistrySnapshot: ...
 
 
 class Snapshots(Protocol):
@@ -92,7 +87,9 @@ def _depth(levels: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 class KiteMarket:
-    def __init__(self, *, registry: Registry, snapshots: Snapshots, candles: CandleService) -> None:
+    def __init__(
+        self, *, registry: SnapshotSource, snapshots: Snapshots, candles: CandleService
+    ) -> None:
         self._registry = registry
         self._snapshots = snapshots
         self._candles = candles

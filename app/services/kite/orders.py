@@ -1,4 +1,4 @@
-"""Kite orders: a form in, our order placed through the same ``OrderRouter``; our orders out
+"""Kite orders: a form in, our order placed through the same ``OrderEntry``; our orders out
 in Kite's shapes (``shapes``; Kite's product, validity and tag travel in the order's
 ``client_order_id``).
 
@@ -28,8 +28,8 @@ from app.services.kite.shapes import (
     kite_trade,
     number,
 )
+from app.services.orders.entry import InstrumentControl, OrderEntry
 from app.services.orders.reads import OrderReads
-from app.services.orders.router import OrderRouter, Registry
 from app.store.database import Database
 from app.store.kite import account_trades
 
@@ -79,10 +79,10 @@ class KiteOrders:
     def __init__(
         self,
         *,
-        orders: OrderRouter,
+        orders: OrderEntry,
         reads: OrderReads,
         database: Database,
-        registry: Registry,
+        registry: InstrumentControl,
         ttl_unit_seconds: float = 60.0,  # Kite's validity_ttl is in minutes
     ) -> None:
         self.ttl_unit_seconds = ttl_unit_seconds

@@ -23,7 +23,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from app.services.instrument import Instrument
+from app.services.instruments.model import Instrument
 from app.services.ticker.ticks import Mode
 
 CDS, BCD, INDICES, NCO = 3, 6, 9, 12

@@ -5,14 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from app.metrics import Metrics
-from app.services.auth import AuthService
+from app.services.access.auth import AuthService
+from app.services.instruments.registry import InstrumentRegistry
 from app.services.kite.account import KiteAccount
 from app.services.kite.market import KiteMarket
 from app.services.kite.orders import KiteOrders
 from app.services.kite.ticker import KiteCodec, KiteTickerSessions
+from app.services.orders.entry import OrderEntry
 from app.services.orders.reads import OrderReads
-from app.services.orders.router import OrderRouter
-from app.services.registry import InstrumentRegistry
 from app.services.ticker import CandleService, TickerService
 from app.store.database import Database
 
@@ -28,7 +28,7 @@ class KiteServices:
 
 def build_kite(
     *,
-    orders: OrderRouter,
+    orders: OrderEntry,
     reads: OrderReads,
     database: Database,
     registry: InstrumentRegistry,

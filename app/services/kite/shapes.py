@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from app.services.instrument import Instrument
+from app.services.instruments.model import Instrument
 from app.services.kite.zones import kite_time
 
 ORDER_TYPES = {"limit": "LIMIT", "market": "MARKET", "stop_limit": "SL", "stop": "SL-M"}

@@ -22,11 +22,12 @@ import orjson
 
 from app.errors import AppError
 from app.metrics import Metrics
-from app.services.auth import AuthService, Scope
+from app.services.access.auth import AuthService, Scope
+from app.services.instruments.snapshot import SnapshotSource
 from app.services.kite.orders import KiteOrders
 from app.services.kite.packets import HEARTBEAT, frame, packet
 from app.services.ticker.hub import KITE, Connection, Hub
-from app.services.ticker.sessions import Registry, Snapshots, Socket
+from app.services.ticker.sessions import Snapshots, Socket
 from app.services.ticker.ticks import Mode
 
 log = logging.getLogger(__name__)
@@ -42,7 +43,7 @@ class KiteSocket(Socket, Protocol):
 
 
 class KiteCodec:
-    def __init__(self, *, registry: Registry, orders: KiteOrders) -> None:
+    def __init__(self, *, registry: SnapshotSource, orders: KiteOrders) -> None:
         self._registry = registry
         self._orders = orders
 
@@ -72,7 +73,7 @@ class KiteTickerSessions:
         *,
         hub: Hub,
         auth: AuthService,
-        registry: Registry,
+        registry: SnapshotSource,
         snapshots: Snapshots,
         codec: KiteCodec,
         metrics: Metrics,

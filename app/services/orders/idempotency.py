@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from app.errors import Conflict, ValidationFailed
-from app.services.orders import queries
+from app.services.orders import journal_queries
 from app.store.database import Database
 
 
@@ -40,7 +40,7 @@ class IdempotencyGuard:
         self, account: str, key: str, request_hash: str | None
     ) -> dict[str, Any] | None:
         """The stored response for this key, or None when the key is new."""
-        stored = await queries.batch_by_idempotency_key(self._database, account, key)
+        stored = await journal_queries.batch_by_idempotency_key(self._database, account, key)
         if stored is None:
             return None
         stored_hash, response = stored

@@ -8,15 +8,17 @@ from sqlalchemy import select
 
 from app.engine import empty_book_hash
 from app.services.cursors import decode_cursor, encode_cursor
-from app.services.instrument import Instrument
-from app.services.orders.router import Registry
+from app.services.instruments.model import Instrument
+from app.services.orders.entry import InstrumentControl
 from app.services.orders.service import OrderService
 from app.store.database import Database
 from app.store.journal import trades as trade_rows
 
 
 class MarketDataService:
-    def __init__(self, *, orders: OrderService, registry: Registry, database: Database) -> None:
+    def __init__(
+        self, *, orders: OrderService, registry: InstrumentControl, database: Database
+    ) -> None:
         self._orders = orders
         self._registry = registry
         self._database = database

@@ -14,14 +14,14 @@ from typing import Any
 
 from app.engine import NewOrder
 from app.errors import AppError
-from app.services.instrument import Instrument, InstrumentStatus
+from app.services.instruments.model import Instrument, InstrumentStatus
 from app.services.orders.books import LiveBooks
+from app.services.orders.entry import InstrumentControl
 from app.services.orders.errors import OrderRejectedError
 from app.services.orders.journal import JournalUnit
+from app.services.orders.parsing import OrderInvalid, OrderRequest, parse_order
 from app.services.orders.records import OrderRecord
-from app.services.orders.requests import OrderInvalid, OrderRequest, parse_order
 from app.services.orders.risk import RiskChecker, RiskReject
-from app.services.orders.router import Registry
 from app.services.render import render_reject, render_result
 
 
@@ -47,7 +47,7 @@ class Placement:
         self,
         *,
         live: LiveBooks,
-        registry: Registry,
+        registry: InstrumentControl,
         risk: RiskChecker,
     ) -> None:
         self._live = live

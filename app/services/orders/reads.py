@@ -6,11 +6,11 @@ from __future__ import annotations
 from typing import Any
 
 from app.errors import NotFound, ValidationFailed
-from app.services.orders import queries
+from app.services.orders import journal_queries
+from app.services.orders.entry import InstrumentControl
 from app.services.orders.errors import OrderNotFound
 from app.services.orders.fills import FillFilter, list_fills
 from app.services.orders.records import LIVE_STATUSES
-from app.services.orders.router import Registry
 from app.services.render import render_account_fill, render_order
 from app.services.ticker.candles import MAX_NS, parse_time
 from app.store.database import Database
@@ -52,19 +52,19 @@ class BatchNotFound(NotFound):
 
 
 class OrderReads:
-    def __init__(self, *, database: Database, registry: Registry) -> None:
+    def __init__(self, *, database: Database, registry: InstrumentControl) -> None:
         self._database = database
         self._registry = registry
 
     async def get_order(self, account: str, order_id: int) -> dict[str, Any]:
-        record = await queries.order_record(self._database, account, order_id)
+        record = await journal_queries.order_record(self._database, account, order_id)
         if record is None:
             raise OrderNotFound()
         instrument = self._registry.snapshot.instrument(record.instrument_token)
         return render_order(instrument, record)
 
     async def get_order_by_client_id(self, account: str, client_order_id: str) -> dict[str, Any]:
-        order_id = await queries.order_id_of(self._database, account, client_order_id)
+        order_id = await journal_queries.order_id_of(self._database, account, client_order_id)
         if order_id is None:
             raise OrderNotFound()
         return await self.get_order(account, order_id)
@@ -82,7 +82,7 @@ class OrderReads:
         statuses = parse_statuses(status)
         snapshot = self._registry.snapshot
         token = None if symbol is None else snapshot.lookup(symbol).instrument_token
-        records, next_cursor = await queries.list_orders(
+        records, next_cursor = await journal_queries.list_orders(
             self._database,
             account,
             statuses=statuses,
@@ -132,13 +132,13 @@ class OrderReads:
         }
 
     async def list_batches(self, account: str, *, limit: int, cursor: str | None) -> dict[str, Any]:
-        items, next_cursor = await queries.list_batches(
+        items, next_cursor = await journal_queries.list_batches(
             self._database, account, limit=limit, cursor=cursor
         )
         return {"items": items, "next_cursor": next_cursor}
 
     async def get_batch(self, account: str, batch_id: str) -> dict[str, Any]:
-        found = await queries.batch(self._database, account, batch_id)
+        found = await journal_queries.batch(self._database, account, batch_id)
         if found is None:
             raise BatchNotFound()
         return found

@@ -21,7 +21,7 @@ from app.engine import (
     Side,
     TimeInForce,
 )
-from app.services.orders.queries import attach_fills
+from app.services.orders.journal_queries import attach_fills
 from app.services.orders.records import LIVE_STATUSES, PENDING_TRIGGER, OrderRecord
 from app.services.orders.shard import Shard
 from app.store.database import Database

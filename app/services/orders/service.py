@@ -22,18 +22,18 @@ import orjson
 from app.engine import AmendOrder, CancelOrder, OrderBook, Trade
 from app.errors import AppError, ValidationFailed
 from app.metrics import Metrics
-from app.services.instrument import Instrument, InstrumentStatus
-from app.services.orders import queries
+from app.services.instruments.model import Instrument, InstrumentStatus
+from app.services.orders import journal_queries
 from app.services.orders.books import LiveBooks
+from app.services.orders.entry import InstrumentControl
 from app.services.orders.errors import OrderNotFound, OrderNotOpen
 from app.services.orders.idempotency import IdempotencyGuard
 from app.services.orders.journal import JournalUnavailable, JournalUnit, JournalWriter
+from app.services.orders.parsing import parse_batch, parse_single
 from app.services.orders.placement import Placement, single_result
 from app.services.orders.records import CANCELLED, OrderRecord
 from app.services.orders.recovery import load_state
-from app.services.orders.requests import parse_batch, parse_single
 from app.services.orders.risk import CircuitBreaker, RiskChecker
-from app.services.orders.router import Registry
 from app.services.orders.shard import Shard
 from app.services.render import render_order
 from app.store.database import Database
@@ -46,7 +46,7 @@ class OrderService:
         self,
         *,
         database: Database,
-        registry: Registry,
+        registry: InstrumentControl,
         journal: JournalWriter,
         metrics: Metrics,
         risk: RiskChecker,
@@ -210,7 +210,7 @@ class OrderService:
                 wanted.append(order_id)
         if not wanted:
             return {}
-        return await queries.order_records(self._database, account, wanted)
+        return await journal_queries.order_records(self._database, account, wanted)
 
     def _observe(self, token: int, trade: Trade) -> None:
         if self._breaker.observe(token, trade.timestamp, trade.price):
@@ -240,7 +240,7 @@ class OrderService:
     # --- changing orders ----------------------------------------------------------------------
 
     async def _not_live(self, account: str, order_id: int) -> AppError:
-        record = await queries.order_record(self._database, account, order_id)
+        record = await journal_queries.order_record(self._database, account, order_id)
         if record is None:
             return OrderNotFound()
         return OrderNotOpen(f"the order is {record.status}", details={"status": record.status})

@@ -13,8 +13,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from app.errors import ValidationFailed
+from app.services.instruments.snapshot import SnapshotSource
 from app.services.render import iso_time
-from app.services.ticker.sessions import Registry
 from app.store.database import Database
 from app.store.ticker import candles
 
@@ -54,7 +54,7 @@ class CandleService:
         self,
         *,
         database: Database,
-        registry: Registry,
+        registry: SnapshotSource,
         max_buckets: int = MAX_BUCKETS,
         clock: Callable[[], int] = time.time_ns,
     ) -> None:

@@ -10,7 +10,7 @@ from app.engine import OrderBook
 from app.services.orders.journal import JournalWriter
 
 
-class Engine(Protocol):
+class LocalBooks(Protocol):
     """The local books (``OrderService``); a gateway has none."""
 
     @property
@@ -23,7 +23,7 @@ class Engine(Protocol):
 
 
 class CancelAll(Protocol):
-    """``OrderRouter.cancel_all``: the dead man's switch cancels with its own reason."""
+    """``OrderEntry.cancel_all``: the dead man's switch cancels with its own reason."""
 
     def __call__(
         self, account: str, symbol: str | None = None, *, reason: str | None = None

@@ -11,7 +11,7 @@ from collections.abc import Callable, Container, Iterable
 
 import orjson
 
-from app.services.instrument import Instrument
+from app.services.instruments.model import Instrument
 from app.services.orders.journal import JournalUnit
 from app.services.render import render_account_fill, render_order_update
 

@@ -14,8 +14,8 @@ from typing import Any
 import orjson
 
 from app.errors import AppError
-from app.services.instrument import Instrument
-from app.services.instrument_snapshot import RegistrySnapshot
+from app.services.instruments.model import Instrument
+from app.services.instruments.snapshot import RegistrySnapshot
 from app.services.ticker.ticks import Mode
 
 MAX_MESSAGE_BYTES = 256 * 1024

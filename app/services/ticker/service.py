@@ -25,15 +25,16 @@ import orjson
 
 from app.background import BackgroundTasks
 from app.metrics import Metrics
-from app.services.auth import AuthService
+from app.services.access.auth import AuthService
+from app.services.instruments.snapshot import SnapshotSource
 from app.services.orders.journal import JournalUnit
-from app.services.ticker.config import CancelAll, Engine, TickerLimits
+from app.services.ticker.config import CancelAll, LocalBooks, TickerLimits
 from app.services.ticker.fanout import Fanout
 from app.services.ticker.hub import Hub
 from app.services.ticker.order_events import order_events
 from app.services.ticker.registry import ReplicaRegistry
 from app.services.ticker.remote import RemoteTicks
-from app.services.ticker.sessions import Registry, SessionLimits, Sessions, Socket
+from app.services.ticker.sessions import SessionLimits, Sessions, Socket
 from app.services.ticker.status import TickerStatus, housekeeping
 from app.services.ticker.subscriptions import SubscriptionService
 from app.services.ticker.ticks import NS_PER_DAY, InstrumentTicks, TickState, render
@@ -48,9 +49,9 @@ class TickerService:
     def __init__(
         self,
         *,
-        engine: Engine | None,
+        local_books: LocalBooks | None,
         cancel_all: CancelAll,
-        registry: Registry,
+        registry: SnapshotSource,
         auth: AuthService,
         redis: RedisStore,
         database: Database,
@@ -59,7 +60,7 @@ class TickerService:
         limits: TickerLimits,
         replica_id: str | None = None,
     ) -> None:
-        self._engine = engine
+        self._local_books = local_books
         self._registry = registry
         self._database = database
         self.subscriptions = subscriptions
@@ -136,13 +137,13 @@ class TickerService:
                 self.state.get(stats.instrument_token).load(stats)
         except Exception:  # ticks then start from zero volume: worth a log, not a refusal
             log.exception("could not read today's trades; day statistics start empty")
-        engine = self._engine
-        if engine is not None:
-            engine.journal.add_listener(self._on_commit)
-            if engine.ready:
-                self._load_books(engine)
+        local = self._local_books
+        if local is not None:
+            local.journal.add_listener(self._on_commit)
+            if local.ready:
+                self._load_books(local)
             else:
-                background.start("ticker-books", self._load_books_when_ready(engine))
+                background.start("ticker-books", self._load_books_when_ready(local))
         self.subscriptions.add_listener(self._durable_changed)
         try:
             await self.subscriptions.reload()
@@ -165,14 +166,14 @@ class TickerService:
         self.status.running = True
         log.info("ticker started", extra={"replica": self.replica})
 
-    def _load_books(self, engine: Engine) -> None:
-        for token, book in engine.books.items():
+    def _load_books(self, local: LocalBooks) -> None:
+        for token, book in local.books.items():
             self.state.depth.load(book.snapshot(), token)
             self._owned.add(token)
 
-    async def _load_books_when_ready(self, engine: Engine) -> None:
-        await engine.wait_ready()
-        self._load_books(engine)
+    async def _load_books_when_ready(self, local: LocalBooks) -> None:
+        await local.wait_ready()
+        self._load_books(local)
 
     async def stop(self) -> None:
         """Leave the registry at once rather than when the entry's TTL runs out."""

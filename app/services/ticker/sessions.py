@@ -20,8 +20,8 @@ from typing import Any, Protocol
 
 from app.errors import AppError
 from app.metrics import Metrics
-from app.services.auth import AuthService, Scope
-from app.services.instrument_snapshot import RegistrySnapshot
+from app.services.access.auth import AuthService, Scope
+from app.services.instruments.snapshot import SnapshotSource
 from app.services.orders.records import CANCEL_ON_DISCONNECT
 from app.services.ticker import protocol
 from app.services.ticker.config import CancelAll
@@ -58,11 +58,6 @@ class Snapshots(Protocol):
     async def __call__(self, tokens: list[int]) -> dict[int, dict[str, Any]]: ...
 
 
-class Registry(Protocol):
-    @property
-    def snapshot(self) -> RegistrySnapshot: ...
-
-
 @dataclass(frozen=True, slots=True)
 class SessionLimits:
     max_instruments: int
@@ -76,7 +71,7 @@ class Sessions:
         *,
         hub: Hub,
         auth: AuthService,
-        registry: Registry,
+        registry: SnapshotSource,
         cancel_all: CancelAll,
         snapshots: Snapshots,
         limits: SessionLimits,

@@ -17,8 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from app.errors import NotFound, ValidationFailed
 from app.services.cursors import decode_cursor, encode_cursor
-from app.services.instrument import Instrument
-from app.services.ticker.sessions import Registry
+from app.services.instruments.model import Instrument
+from app.services.instruments.snapshot import SnapshotSource
 from app.services.ticker.ticks import Mode
 from app.store.database import Database
 from app.store.ticker import SubscriptionStore
@@ -45,7 +45,7 @@ class SubscriptionIn(BaseModel):
 
 
 class SubscriptionService:
-    def __init__(self, *, database: Database, registry: Registry) -> None:
+    def __init__(self, *, database: Database, registry: SnapshotSource) -> None:
         self._store = SubscriptionStore(database)
         self._registry = registry
         self._listeners: list[Listener] = []

@@ -17,7 +17,7 @@ from enum import StrEnum
 from typing import Any
 
 from app.engine import BookSnapshot, Trade
-from app.services.instrument import Instrument, decimal_text
+from app.services.instruments.model import Instrument, decimal_text
 from app.services.orders.journal import JournalUnit
 from app.services.render import iso_time_or_none
 from app.store.ticker import DayStats

@@ -23,7 +23,7 @@ from collections.abc import Callable
 import orjson
 
 from app.engine import Trade
-from app.services.instrument import Instrument
+from app.services.instruments.model import Instrument
 from app.services.render import iso_time, render_event_fill, render_order_event
 from app.store.webhooks import CHANGE_FIELDS, FILLED, PARTIALLY_FILLED, SNAPSHOT_FIELDS
 

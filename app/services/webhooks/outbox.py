@@ -20,13 +20,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import orjson
 from sqlalchemy import select
 
 from app.metrics import Metrics
-from app.services.instrument_snapshot import RegistrySnapshot
+from app.services.instruments.snapshot import SnapshotSource
 from app.services.orders.journal import JournalUnit
 from app.services.webhooks.events import (
     CHANGES_VERSION,
@@ -37,11 +37,6 @@ from app.services.webhooks.events import (
 from app.store.commits import JournalTransaction
 from app.store.database import Database
 from app.store.webhooks import ORDER_EVENTS, queue_changes, webhook_endpoints
-
-
-class Registry(Protocol):
-    @property
-    def snapshot(self) -> RegistrySnapshot: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +50,7 @@ class OutboxWriter:
         self,
         *,
         database: Database,
-        registry: Registry,
+        registry: SnapshotSource,
         metrics: Metrics,
         retry_horizon_ns: int,
         clock: Callable[[], int] = time.time_ns,

@@ -1,7 +1,7 @@
 """The gateway's split of a batch by shard and the merge of the replies in request order.
 
 Shard assignment is pure (``shard_of``, ``Shard``). The split and the merge live in
-``StreamRouter.place_batch``, which talks to the matchers over Redis Streams only, so those
+``StreamOrderEntry.place_batch``, which talks to the matchers over Redis Streams only, so those
 tests run it over the real Redis: either against real matchers (an ``OrderService`` per
 shard behind a ``Matcher``), or against ``ScriptedShards``, which reads the shard streams
 and answers as a test tells it to (late, with an error, or not at all)."""
@@ -22,11 +22,11 @@ import redis.asyncio as aioredis
 
 from app.errors import ValidationFailed
 from app.services.cluster import protocol
-from app.services.cluster.gateway import StreamRouter
+from app.services.cluster.gateway import StreamOrderEntry
 from app.services.cluster.hop import ReplyListener, ShardTimeout, ShardUnavailable
 from app.services.cluster.matcher import Matcher
+from app.services.orders.entry import OrderEntry
 from app.services.orders.market import MarketDataService
-from app.services.orders.router import OrderRouter
 from app.services.orders.service import OrderService
 from app.services.orders.shard import MAX_SHARDS, Shard, shard_of
 from app.settings import Settings
@@ -78,9 +78,9 @@ class TestShardOf:
 
 
 class TestRouterInterface:
-    @pytest.mark.parametrize("router", [OrderService, StreamRouter])
+    @pytest.mark.parametrize("router", [OrderService, StreamOrderEntry])
     def test_both_routers_offer_every_method_with_its_signature(self, router: type) -> None:
-        for name, declared in inspect.getmembers(OrderRouter, inspect.isfunction):
+        for name, declared in inspect.getmembers(OrderEntry, inspect.isfunction):
             if name.startswith("_"):
                 continue
             implemented = getattr(router, name)
@@ -141,7 +141,7 @@ def placed(shard: int, command: dict[str, Any]) -> dict[str, Any]:
 
 @dataclass
 class Gateway:
-    router: StreamRouter
+    router: StreamOrderEntry
     redis: RedisStore
 
     async def stream_length(self, shard: int) -> int:
@@ -153,7 +153,7 @@ class Gateway:
 async def gateway(
     settings: Settings, *, shards: int = 2, timeout: float = 5.0
 ) -> AsyncIterator[Gateway]:
-    """A ``StreamRouter`` with its reply listener running, on the test's Redis prefix."""
+    """A ``StreamOrderEntry`` with its reply listener running, on the test's Redis prefix."""
     async with AsyncExitStack() as stack:
         database, registry, metrics = await stack.enter_async_context(opened_registry(settings))
         redis = RedisStore(aioredis.from_url(REDIS_URL), prefix=settings.redis.prefix)
@@ -162,7 +162,7 @@ async def gateway(
         listening = asyncio.get_running_loop().create_task(replies.run())
         stack.push_async_callback(_cancelled, listening)
         await asyncio.sleep(0.1)  # its first XREAD ("$": replies from now on) is waiting
-        router = StreamRouter(
+        router = StreamOrderEntry(
             redis=redis,
             database=database,
             registry=registry,

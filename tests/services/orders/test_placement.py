@@ -10,7 +10,7 @@ import orjson
 import pytest
 
 from app.errors import BadRequest, PayloadTooLarge, ValidationFailed
-from app.services.instrument import InstrumentStatus
+from app.services.instruments.model import InstrumentStatus
 from app.services.orders.errors import OrderRejectedError
 from app.services.orders.service import OrderService
 from app.services.orders.shard import Shard

@@ -10,7 +10,7 @@ from decimal import Decimal
 
 import pytest
 
-from app.services.instrument import Instrument, InstrumentStatus
+from app.services.instruments.model import Instrument, InstrumentStatus
 from app.services.orders.risk import CircuitBreaker, RiskChecker, RiskLimits, RiskReject
 from app.services.orders.shard import Shard
 from app.settings import Settings

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.services.instrument_snapshot import RegistrySnapshot
+from app.services.instruments.snapshot import RegistrySnapshot
 from app.services.ticker.protocol import (
     MAX_MESSAGE_BYTES,
     ClientError,

@@ -12,7 +12,7 @@ from sqlalchemy import insert, select, update
 from tenacity import wait_random_exponential
 
 from app.metrics import Metrics
-from app.services.instrument_snapshot import RegistrySnapshot
+from app.services.instruments.snapshot import RegistrySnapshot
 from app.services.webhooks import claims, repository
 from app.services.webhooks.dispatcher import DispatchConfig, Dispatcher, backoff_seconds
 from app.services.webhooks.events import CHANGES_VERSION

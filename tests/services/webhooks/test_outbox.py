@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from app.engine import Side, Trade
 from app.errors import UnknownInstrument
 from app.metrics import Metrics
-from app.services.instrument_snapshot import RegistrySnapshot
+from app.services.instruments.snapshot import RegistrySnapshot
 from app.services.orders.journal import JournalUnavailable, JournalUnit, JournalWriter
 from app.services.webhooks import claims, repository
 from app.services.webhooks.outbox import OutboxWriter

@@ -3,7 +3,7 @@
 A batch is parsed order by order so that one malformed order is rejected on its own (with
 ``VALIDATION_ERROR``) while its neighbours proceed: the batch answers 200 whenever its
 envelope is well formed. The pydantic models below describe the same shape for OpenAPI;
-``tests/services/orders/test_requests.py`` keeps the two in step.
+``tests/services/orders/test_parsing.py`` keeps the two in step.
 """
 
 from __future__ import annotations

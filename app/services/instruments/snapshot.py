@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from itertools import islice
 from operator import attrgetter
-from typing import Final
+from typing import Final, Protocol
 
 from app.errors import AmbiguousSymbol, InstrumentNotTradable, UnknownInstrument, ValidationFailed
-from app.services.instrument import Instrument, InstrumentStatus
+from app.services.instruments.model import Instrument, InstrumentStatus
 
 _AMBIGUOUS: Final = object()
 _DELISTED: Final = InstrumentStatus.DELISTED
@@ -88,6 +88,14 @@ def decode_cursor(cursor: str) -> int:
         return int(text[len(_CURSOR_PREFIX) :])
     except (ValueError, binascii.Error, UnicodeDecodeError):
         raise ValidationFailed("cursor is not one this service issued") from None
+
+
+class SnapshotSource(Protocol):
+    """What reads instruments needs of the registry: its current snapshot
+    (``InstrumentRegistry``; a fixed one in tests)."""
+
+    @property
+    def snapshot(self) -> RegistrySnapshot: ...
 
 
 class RegistrySnapshot:

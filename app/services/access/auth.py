@@ -1,7 +1,7 @@
 """API keys, accounts, scopes and rate limits.
 
 Keys come from ``API_KEY`` (account ``default``, every scope) and from the key files in the
-tokens folder (``app.services.keys``), merged into one dict by SHA-256 digest: lookup is
+tokens folder (``app.services.access.keys``), merged into one dict by SHA-256 digest: lookup is
 O(1), and the digest found is compared again with ``hmac.compare_digest``, so no step
 compares key material in variable time (a dict lookup on a digest reveals nothing about the
 key). Key files are polled and re-read when they change; a bad file is logged by name and
@@ -26,7 +26,7 @@ from typing import Any
 from app.errors import Forbidden, RateLimited, Unauthenticated
 from app.logs import register_secret
 from app.metrics import Metrics
-from app.services.keys import (
+from app.services.access.keys import (
     ALL_SCOPES,
     ApiKey,
     LoadResult,
@@ -37,7 +37,7 @@ from app.services.keys import (
     load_directory,
     snapshot,
 )
-from app.services.ratelimit import Policy, RateLimiter, address_limiter
+from app.services.access.ratelimit import Policy, RateLimiter, address_limiter
 
 __all__ = ["ALL_SCOPES", "Admission", "ApiKey", "AuthService", "Scope", "digest", "fingerprint"]
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.services.ratelimit import Policy, RateLimiter, address_limiter
+from app.services.access.ratelimit import Policy, RateLimiter, address_limiter
 
 
 class Clock:

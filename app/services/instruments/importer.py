@@ -27,7 +27,7 @@ from app.store.instruments import DECIMAL_PRECISION, DECIMAL_SCALE, InstrumentSt
 
 log = logging.getLogger(__name__)
 
-BUNDLED_INSTRUMENTS_CSV = Path(__file__).resolve().parents[1] / "data" / "instruments.csv"
+BUNDLED_INSTRUMENTS_CSV = Path(__file__).resolve().parents[2] / "data" / "instruments.csv"
 COLUMNS = (
     "instrument_token",
     "exchange_token",

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from app.services.keys import (
+from app.services.access.keys import (
     ALL_SCOPES,
     KEY_PREFIX,
     KeyFileError,

@@ -11,7 +11,7 @@ import pytest
 from app import logs
 from app.errors import Forbidden, RateLimited, Unauthenticated
 from app.metrics import Metrics
-from app.services.auth import ALL_SCOPES, AuthService, Scope, digest, fingerprint
+from app.services.access.auth import ALL_SCOPES, AuthService, Scope, digest, fingerprint
 
 PLAIN = "desk-a-key-0123456789abcdef"
 ADMIN = "env-admin-key-0123456789"

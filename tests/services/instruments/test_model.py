@@ -13,7 +13,7 @@ from app.errors import (
     InvalidQuantity,
     InvalidTickSize,
 )
-from app.services.instrument import (
+from app.services.instruments.model import (
     MAX_UNITS,
     Instrument,
     InstrumentStatus,

@@ -8,7 +8,7 @@ import pytest
 import sqlalchemy as sa
 
 from app.errors import ImportFileInvalid
-from app.services.instrument_import import BUNDLED_INSTRUMENTS_CSV, InstrumentImporter
+from app.services.instruments.importer import BUNDLED_INSTRUMENTS_CSV, InstrumentImporter
 from app.store.database import Database
 from app.store.instruments import InstrumentStore, instruments
 from tests.support.instruments import HEADER, csv_row, csv_text, database, database_url

@@ -1,7 +1,7 @@
 """What the routes call to trade: one interface, two transports.
 
-``OrderService`` (in-process, ``ROLE=all``) and ``app.services.cluster.gateway.StreamRouter``
-(a gateway forwarding to sharded matchers over Redis Streams) both implement ``OrderRouter``;
+``OrderService`` (in-process, ``ROLE=all``) and ``app.services.cluster.gateway.StreamOrderEntry``
+(a gateway forwarding to sharded matchers over Redis Streams) both implement ``OrderEntry``;
 ``MarketDataService`` and ``RemoteMarketData`` both implement ``MarketData``. The routes do
 not know which one runs.
 """
@@ -10,19 +10,18 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from app.services.instrument import Instrument, InstrumentStatus
-from app.services.instrument_snapshot import RegistrySnapshot
+from app.services.instruments.model import Instrument, InstrumentStatus
+from app.services.instruments.snapshot import SnapshotSource
 
 
-class Registry(Protocol):
-    """What the order path needs of the instrument registry."""
+class InstrumentControl(SnapshotSource, Protocol):
+    """What the order path needs of the instrument registry: the snapshot, and halting or
+    resuming an instrument."""
 
-    @property
-    def snapshot(self) -> RegistrySnapshot: ...
     async def set_status(self, instrument_token: int, status: InstrumentStatus) -> Instrument: ...
 
 
-class OrderRouter(Protocol):
+class OrderEntry(Protocol):
     async def place_batch(
         self, account: str, body: bytes, *, idempotency_key: str | None = None
     ) -> dict[str, Any]: ...

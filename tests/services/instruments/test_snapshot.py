@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 
 from app.errors import AmbiguousSymbol, InstrumentNotTradable, UnknownInstrument, ValidationFailed
-from app.services.instrument import Instrument, InstrumentStatus
-from app.services.instrument_snapshot import (
+from app.services.instruments.model import Instrument, InstrumentStatus
+from app.services.instruments.snapshot import (
     InstrumentFilter,
     RegistrySnapshot,
     decode_cursor,

@@ -22,8 +22,8 @@ from typing import Any
 
 from app.errors import RegistryRefreshFailed, UnknownInstrument
 from app.metrics import Metrics
-from app.services.instrument import Instrument, InstrumentStatus, grid
-from app.services.instrument_snapshot import RegistrySnapshot
+from app.services.instruments.model import Instrument, InstrumentStatus, grid
+from app.services.instruments.snapshot import RegistrySnapshot
 from app.store.instruments import ALL_COLUMNS, InstrumentStore
 
 log = logging.getLogger(__name__)

@@ -12,8 +12,8 @@ import pytest
 
 from app.engine import OrderType, SelfTradePrevention, Side, TimeInForce
 from app.errors import AppError, BadRequest, InstrumentError, PayloadTooLarge, ValidationFailed
-from app.services.instrument import MAX_UNITS
-from app.services.orders.requests import (
+from app.services.instruments.model import MAX_UNITS
+from app.services.orders.parsing import (
     MAX_CLIENT_ORDER_ID,
     OrderIn,
     OrderInvalid,

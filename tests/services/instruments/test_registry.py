@@ -10,9 +10,9 @@ import sqlalchemy as sa
 
 from app.errors import RegistryRefreshFailed, UnknownInstrument
 from app.metrics import Metrics
-from app.services.instrument import InstrumentStatus
-from app.services.instrument_import import BUNDLED_INSTRUMENTS_CSV, InstrumentImporter
-from app.services.registry import InstrumentRegistry
+from app.services.instruments.importer import BUNDLED_INSTRUMENTS_CSV, InstrumentImporter
+from app.services.instruments.model import InstrumentStatus
+from app.services.instruments.registry import InstrumentRegistry
 from app.store.database import Database
 from app.store.instruments import InstrumentStore, instruments
 from tests.support.instruments import csv_text, database, database_url, instrument_rows

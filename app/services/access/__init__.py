@@ -1,0 +1,1 @@
+"""Who may do what: API keys (key files), authentication with scopes, and rate limits."""
