@@ -28,8 +28,11 @@ from app.routes import OPEN_PATHS, include_routers
 from app.routes.errors import install_error_handlers
 from app.routes.lean import LeanApp
 from app.routes.openapi import install_openapi
+from app.services.clock import SYSTEM_CLOCK, Clock
 from app.services.health import HealthService
 from app.services.ticker import CandleService
+from app.services.trading_day.days import TradingDays
+from app.services.trading_day.service import CalendarService
 from app.settings import Role, Settings
 from app.state import AppState
 from app.store.claims import FileClaim
@@ -37,6 +40,7 @@ from app.store.redis import RedisStore
 from app.wiring import (
     build_auth,
     claim_journal_file,
+    load_calendar,
     load_registry,
     open_database,
     start_ticker,
@@ -46,10 +50,14 @@ from app.wiring import (
 log = logging.getLogger(__name__)
 
 
-def create_app(settings: Settings, *, journal_claim: FileClaim | None = None) -> FastAPI:
+def create_app(
+    settings: Settings, *, journal_claim: FileClaim | None = None, clock: Clock | None = None
+) -> FastAPI:
     """``journal_claim``: the SQLite file lock when the caller took it already (``serve``
-    does, to refuse with one line before anything starts); else the lifespan takes it."""
+    does, to refuse with one line before anything starts); else the lifespan takes it.
+    ``clock``: the one clock the service reads time through (tests drive their own)."""
     metrics = Metrics()
+    clock = clock or SYSTEM_CLOCK
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[AppState]:
@@ -75,6 +83,7 @@ def create_app(settings: Settings, *, journal_claim: FileClaim | None = None) ->
             data_dir=settings.db.data_dir,
         )
         background = BackgroundTasks()
+        calendar = load_calendar(settings)
         auth = build_auth(settings, metrics)
         background.start("api-key-files", auth.watch(settings.auth.tokens_poll_seconds))
         health = HealthService(
@@ -97,7 +106,12 @@ def create_app(settings: Settings, *, journal_claim: FileClaim | None = None) ->
             registry=registry,
             metrics=metrics,
             background=background,
+            calendar=calendar,
+            clock=clock,
+            position_limit=auth.position_limit,
         )
+        sessions = CalendarService(calendar=calendar, registry=registry, clock=clock)
+        health.add_section("sessions", sessions.health)
         if trading.journal is not None:
             health.add_dependency("journal", trading.journal.health)
         if trading.claim is not None:
@@ -124,6 +138,8 @@ def create_app(settings: Settings, *, journal_claim: FileClaim | None = None) ->
             auth=auth,
             metrics=metrics,
             background=background,
+            days=TradingDays(calendar=calendar, registry=registry),
+            clock=clock,
         )
         health.add_section("ticker", ticker.health)
         state = AppState(
@@ -142,6 +158,8 @@ def create_app(settings: Settings, *, journal_claim: FileClaim | None = None) ->
             ticker=ticker,
             subscriptions=ticker.subscriptions,
             candles=CandleService(database=database, registry=registry),
+            positions=trading.positions,
+            calendar=sessions,
         )
         # Everything built so far (registry, books) lives as long as the process: keep it out
         # of the collector's passes, which shortens GC pauses on the order path.

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 from app.background import BackgroundTasks
 from app.metrics import Metrics
+from app.services.clock import SYSTEM_CLOCK, Clock
 from app.services.cluster.claim import JournalClaimService
 from app.services.cluster.gateway import StreamRouter
 from app.services.cluster.hop import ReplyListener
@@ -33,8 +34,12 @@ from app.services.orders.reads import OrderReads
 from app.services.orders.risk import CircuitBreaker, RiskChecker, RiskLimits
 from app.services.orders.router import MarketData, OrderRouter
 from app.services.orders.service import OrderService
+from app.services.orders.session import PositionLimit
 from app.services.orders.shard import Shard
+from app.services.positions.reads import PositionReads
+from app.services.positions.service import PositionBook
 from app.services.registry import InstrumentRegistry
+from app.services.trading_day.calendar import TradingCalendar
 from app.settings import Role, Settings
 from app.store.commits import JournalTransaction
 from app.store.database import Database
@@ -51,6 +56,7 @@ class Trading:
     reads: OrderReads
     engine: OrderService | None  # the local books (None on a gateway)
     journal: JournalWriter | None
+    positions: PositionReads
     claim: JournalClaimService | None = None  # ROLE=all on PostgreSQL
 
     def ready(self) -> bool:
@@ -68,9 +74,17 @@ def build_order_service(
     registry: InstrumentRegistry,
     metrics: Metrics,
     shard: Shard,
+    calendar: TradingCalendar | None = None,
+    clock: Clock = SYSTEM_CLOCK,
+    position_limit: PositionLimit | None = None,
 ) -> OrderService:
     limits = settings.orders
+    calendar = calendar or TradingCalendar.default()
     journal = JournalWriter(database=database, metrics=metrics)
+    positions = PositionBook(database=database, calendar=calendar, registry=registry, shard=shard)
+    # Positions move in the transaction of the fills that move them (before the outbox hook).
+    journal.add_transaction_hook(positions.write)
+    journal.add_listener(positions.after_commit)
     window_ns = int(limits.breaker_window_seconds * 1e9)
     orders = OrderService(
         database=database,
@@ -90,6 +104,11 @@ def build_order_service(
         breaker=CircuitBreaker(percent=limits.breaker_percent, window_ns=window_ns),
         max_batch_orders=limits.max_batch_orders,
         shard=shard,
+        clock=clock.now_ns,
+        calendar=calendar,
+        positions=positions,
+        position_limit=position_limit,
+        session_check_seconds=limits.session_check_seconds,
     )
     journal.set_failure_handler(orders.on_journal_failure)
     return orders
@@ -103,9 +122,14 @@ async def start_trading(
     registry: InstrumentRegistry,
     metrics: Metrics,
     background: BackgroundTasks,
+    calendar: TradingCalendar | None = None,
+    clock: Clock = SYSTEM_CLOCK,
+    position_limit: PositionLimit | None = None,
 ) -> Trading:
     cluster = settings.cluster
+    calendar = calendar or TradingCalendar.default()
     reads = OrderReads(database=database, registry=registry)
+    positions = PositionReads(database=database, registry=registry, calendar=calendar, clock=clock)
     if cluster.role is Role.GATEWAY:
         replies = ReplyListener(redis, instance_id(settings))
         background.start("gateway-replies", replies.run())
@@ -119,16 +143,35 @@ async def start_trading(
             timeout=cluster.shard_timeout,
             max_batch_orders=settings.orders.max_batch_orders,
         )
-        return Trading(router=router, market=router, reads=reads, engine=None, journal=None)
+        return Trading(
+            router=router,
+            market=router,
+            reads=reads,
+            engine=None,
+            journal=None,
+            positions=positions,
+        )
 
     shard = Shard(cluster.shard_id, cluster.shards) if cluster.role is Role.MATCHER else Shard()
     orders = build_order_service(
-        settings, database=database, registry=registry, metrics=metrics, shard=shard
+        settings,
+        database=database,
+        registry=registry,
+        metrics=metrics,
+        shard=shard,
+        calendar=calendar,
+        clock=clock,
+        position_limit=position_limit,
     )
     market = MarketDataService(orders=orders, registry=registry, database=database)
     if cluster.role is Role.ALL:
         trading = Trading(
-            router=orders, market=market, reads=reads, engine=orders, journal=orders.journal
+            router=orders,
+            market=market,
+            reads=reads,
+            engine=orders,
+            journal=orders.journal,
+            positions=positions,
         )
         if database.is_postgres:
             trading.claim = await _claim_journal(settings, database, orders, background)
@@ -141,13 +184,26 @@ async def start_trading(
     )
     matcher = Matcher(redis=redis, orders=orders, market=market)
     background.start("matcher", _run_matcher(lease, matcher, orders, database, background))
-    return Trading(router=orders, market=market, reads=reads, engine=orders, journal=orders.journal)
+    return Trading(
+        router=orders,
+        market=market,
+        reads=reads,
+        engine=orders,
+        journal=orders.journal,
+        positions=positions,
+    )
 
 
 async def _serve_books(orders: OrderService, background: BackgroundTasks) -> None:
     await orders.start()
     orders.journal.resume()
     background.start("journal-writer", orders.journal.run())
+    _keep_trading_day(orders, background)
+
+
+def _keep_trading_day(orders: OrderService, background: BackgroundTasks) -> None:
+    if not background.running("trading-day"):
+        background.start("trading-day", orders.keep_trading_day(orders.session_check_seconds))
 
 
 async def _claim_journal(
@@ -215,6 +271,7 @@ async def _run_matcher(
     orders.journal.add_transaction_hook(fence)
     await orders.start()
     background.start("journal-writer", orders.journal.run())
+    _keep_trading_day(orders, background)
     background.start("shard-lease", lease.keep(_lease_lost(orders)))
     log.info("matcher serving shard %s of %s", shard, orders.shard.shards)
     await matcher.run()

@@ -10,8 +10,10 @@ from app.services.auth import AuthService
 from app.services.health import HealthService
 from app.services.orders.reads import OrderReads
 from app.services.orders.router import MarketData, OrderRouter
+from app.services.positions.reads import PositionReads
 from app.services.registry import InstrumentRegistry
 from app.services.ticker import CandleService, SubscriptionService, TickerService
+from app.services.trading_day.service import CalendarService
 from app.services.webhooks.endpoints import WebhookService
 from app.settings import Settings
 from app.store.database import Database
@@ -34,3 +36,5 @@ class AppState(TypedDict):
     ticker: TickerService
     subscriptions: SubscriptionService
     candles: CandleService
+    positions: PositionReads
+    calendar: CalendarService

@@ -280,3 +280,65 @@ class ReadyOut(BaseModel):
 
 class LiveOut(BaseModel):
     status: Literal["ok"]
+
+
+class PositionDayOut(BaseModel):
+    trading_day: str | None
+    buy_quantity: str
+    buy_value: str
+    sell_quantity: str
+    sell_value: str
+
+
+class PositionOut(BaseModel):
+    """A position (``GET /positions``): decimals as strings; P&L by weighted average cost."""
+
+    symbol: str
+    instrument_token: int
+    quantity: str
+    overnight_quantity: str
+    day_quantity: str
+    average_price: str | None
+    last_price: str | None
+    buy_quantity: str
+    buy_value: str
+    buy_price: str | None
+    sell_quantity: str
+    sell_value: str
+    sell_price: str | None
+    realised_pnl: str
+    unrealised_pnl: str
+    pnl: str
+    day: PositionDayOut
+
+
+class PositionPage(BaseModel):
+    items: list[PositionOut]
+    next_cursor: str | None
+
+
+class SessionTimesOut(BaseModel):
+    pre_open: str | None
+    open: str
+    close: str
+    post_close: str | None
+
+
+class ExchangeDayOut(BaseModel):
+    exchange: str
+    calendar: str
+    timezone: str
+    state: str  # open | pre_open | post_close | closed
+    trading_day: str
+    always_open: bool
+    session: SessionTimesOut | None
+    holiday: bool
+    next_open: str | None
+    next_close: str | None
+
+
+class CalendarOut(BaseModel):
+    now: str
+    source: str
+    items: list[ExchangeDayOut]
+    next_cursor: str | None

@@ -18,6 +18,7 @@ import os
 import re
 import secrets
 from dataclasses import dataclass
+from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -55,6 +56,7 @@ class ApiKey:
     rate_limit: float | None = None
     burst: int | None = None
     source: str = ""  # "API_KEY" or the key file's name, for logs and `keys list`
+    max_position: Decimal | None = None  # the account's RISK_MAX_POSITION, if it differs
 
     @property
     def fingerprint(self) -> str:
@@ -123,7 +125,16 @@ def parse_key_file(text: str, *, source: str) -> LoadedKey:
     burst = _positive(data, "burst")
     if burst is not None and burst != int(burst):
         raise KeyFileError("burst must be a whole number")
-    key = ApiKey(account, scopes, key_sha256, rate, int(burst) if burst else None, source=source)
+    max_position = _positive(data, "max_position")
+    key = ApiKey(
+        account,
+        scopes,
+        key_sha256,
+        rate,
+        int(burst) if burst else None,
+        source=source,
+        max_position=None if max_position is None else Decimal(str(data["max_position"])),
+    )
     return LoadedKey(key, plain)
 
 

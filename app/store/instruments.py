@@ -102,7 +102,9 @@ instruments = sa.Table(
     sa.Column("status", sa.String(16), nullable=False, server_default="active"),
     sa.Column("updated_at", UtcDateTime(), nullable=False),
     sa.UniqueConstraint("exchange", "tradingsymbol", name="uq_instruments_exchange_symbol"),
-    sa.CheckConstraint("status IN ('active', 'halted', 'delisted')", name="ck_instruments_status"),
+    sa.CheckConstraint(
+        "status IN ('active', 'halted', 'delisted', 'expired')", name="ck_instruments_status"
+    ),
 )
 
 DATA_COLUMNS = (

@@ -9,6 +9,7 @@ exist only once the commit succeeded.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import secrets
@@ -19,7 +20,7 @@ from typing import Any
 
 import orjson
 
-from app.engine import AmendOrder, CancelOrder, OrderBook, Trade
+from app.engine import AmendOrder, CancelOrder, ExpireDay, OrderBook, Trade
 from app.errors import AppError, BadRequest, ValidationFailed
 from app.metrics import Metrics
 from app.services.instrument import Instrument, InstrumentStatus
@@ -35,7 +36,15 @@ from app.services.orders.render import render_order
 from app.services.orders.requests import parse_batch
 from app.services.orders.risk import CircuitBreaker, RiskChecker, RiskReject
 from app.services.orders.router import Registry
+from app.services.orders.session import (
+    INSTRUMENT_EXPIRED,
+    DayExpiry,
+    PositionLimit,
+    SessionGate,
+)
 from app.services.orders.shard import Shard
+from app.services.positions.service import PositionBook
+from app.services.trading_day.calendar import TradingCalendar
 from app.store.database import Database
 
 log = logging.getLogger(__name__)
@@ -54,6 +63,10 @@ class OrderService:
         max_batch_orders: int,
         shard: Shard | None = None,
         clock: Callable[[], int] = time.time_ns,
+        calendar: TradingCalendar | None = None,
+        positions: PositionBook | None = None,
+        position_limit: PositionLimit | None = None,
+        session_check_seconds: float = 1.0,
     ) -> None:
         self.shard = shard or Shard()
         self._database = database
@@ -65,7 +78,19 @@ class OrderService:
         self.max_batch_orders = max_batch_orders
         self._clock = clock
         self._live = LiveBooks(on_trade=self._observe)
-        self._placement = Placement(live=self._live, registry=registry, risk=risk)
+        self.calendar = calendar or TradingCalendar.default()
+        self.session_check_seconds = session_check_seconds
+        self.positions = positions
+        self._gate = SessionGate(self.calendar)
+        if position_limit is not None and positions is not None:
+            self._gate.position_limit = position_limit
+            self._gate.net_position = positions.net
+        self._expiry = DayExpiry(self._gate, lambda token: registry.snapshot.get(token))
+        self._contracts_due = 0
+        self._contracts_seen: object = None  # the registry snapshot last swept for expiries
+        self._placement = Placement(
+            live=self._live, registry=registry, risk=risk, session=self._gate
+        )
         self._idempotency = IdempotencyGuard(database)
         self._recovery: asyncio.Task[None] | None = None
         self.ready = False
@@ -83,6 +108,10 @@ class OrderService:
 
     async def start(self) -> None:
         self._live.install(await load_state(self._database, self.shard))
+        if self.positions is not None:
+            await self.positions.load()
+        self._expiry.due = 0  # the first request (or tick) sweeps what ended while down
+        self._contracts_due = 0
         self.ready = True
         log.info(
             "books rebuilt from the journal",
@@ -111,6 +140,9 @@ class OrderService:
                 await asyncio.sleep(interval)
                 continue
             self._live.install(state)
+            if self.positions is not None:
+                await self.positions.load()
+            self._expiry.due = 0
             self.journal.available = True
             log.info("journal available again; books rebuilt from it")
             return
@@ -154,7 +186,10 @@ class OrderService:
                     return stored
             known = await self._known_orders(account, items)
             batch_id = batch_id or secrets.token_hex(12)
-            placed = self._placement.place(account, items, atomic, batch_id, known, self._clock())
+            now = self._clock()
+            if now >= self._expiry.due:
+                self._sweep(now)
+            placed = self._placement.place(account, items, atomic, batch_id, known, now)
             response, unit = placed.response, placed.unit
             self._count(response["accepted"], placed.codes)
             if indices is not None:
@@ -244,6 +279,7 @@ class OrderService:
         await self.journal.enqueue(unit)
 
     async def cancel_order(self, account: str, order_id: int) -> dict[str, Any]:
+        self._sweep_if_due()
         record = self._live.own_live(account, order_id)
         if record is None:
             raise await self._not_live(account, order_id)
@@ -260,11 +296,16 @@ class OrderService:
     ) -> dict[str, Any]:
         if quantity is None and price is None:
             raise ValidationFailed("give quantity and/or price")
+        now = self._sweep_if_due()
         record = self._live.own_live(account, order_id)
         if record is None:
             raise await self._not_live(account, order_id)
         self.journal.check_available()
         instrument = self._registry.snapshot.instrument(record.instrument_token)
+        try:
+            self._gate.check(instrument, now)
+        except RiskReject as exc:
+            raise ValidationFailed(exc.message, code=exc.code) from exc
         lots = None if quantity is None else instrument.quantity_to_lots(quantity)
         ticks = None if price is None else instrument.price_to_ticks(price)
         try:
@@ -296,6 +337,7 @@ class OrderService:
         (e.g. ``CANCEL_ON_DISCONNECT``) in the journaled order, its update and its webhook."""
         token = None if symbol is None else self._registry.snapshot.lookup(symbol).instrument_token
         self.journal.check_available()
+        self._sweep_if_due()
         live = self._live
         mine = [
             live.records[order_id]
@@ -331,11 +373,100 @@ class OrderService:
             self._breaker.reset(instrument_token)
         return updated
 
+    # --- the trading day -------------------------------------------------------------------
+
+    def _sweep_if_due(self) -> int:
+        now = self._clock()
+        if now >= self._expiry.due:
+            self._sweep(now)
+        return now
+
+    def _sweep(self, now: int) -> asyncio.Future[None] | None:
+        """End what must have ended by ``now`` (``app.services.orders.session``), in this
+        synchronous step: DAY orders of closed sessions expire, orders of expired contracts
+        are cancelled ``INSTRUMENT_EXPIRED``. Returns the commit to await (if any)."""
+        if not self.journal.available or not self.ready:
+            return None
+        live = self._live
+        found = self._expiry.sweep(list(live.records.values()), now)
+        if not found.expire and not found.cancel:
+            return None
+        unit, touched = JournalUnit(), dict[int, OrderRecord]()
+        for token, order_ids in found.expire.items():
+            live.submit(ExpireDay(now, frozenset(order_ids)), token, unit, touched)
+        for record in found.cancel:
+            live.submit(CancelOrder(record.order_id, now), record.instrument_token, unit, touched)
+            if record.status == CANCELLED:
+                record.reason = INSTRUMENT_EXPIRED  # before ``finish`` freezes the row
+        live.finish(unit, touched)
+        expired = sum(len(ids) for ids in found.expire.values())
+        if expired:
+            self._metrics.orders_ended.labels(reason="DAY_EXPIRED").inc(expired)
+        if found.cancel:
+            self._metrics.orders_ended.labels(reason=INSTRUMENT_EXPIRED).inc(len(found.cancel))
+        log.info(
+            "trading day: orders ended",
+            extra={"day_expired": expired, "contract_expired": len(found.cancel)},
+        )
+        try:
+            future = self.journal.enqueue(unit)
+        except JournalUnavailable:  # the books are rebuilt from the journal: swept again
+            return None
+        future.add_done_callback(_retrieve)
+        return future
+
+    async def keep_trading_day(self, interval: float) -> None:
+        """Sweep on time while no request does (the close of an idle book), and mark expired
+        contracts in the registry."""
+        while True:
+            try:
+                await self.tick_trading_day()
+            except Exception:  # the next tick tries again; a journal failure is recovered
+                log.exception("trading day sweep failed")
+            await asyncio.sleep(interval)
+
+    async def tick_trading_day(self) -> None:
+        now = self._clock()
+        if now >= self._expiry.due:
+            future = self._sweep(now)
+            if future is not None:
+                with contextlib.suppress(JournalUnavailable):
+                    await future
+        await self._mark_expired_contracts(now)
+
+    async def _mark_expired_contracts(self, now: int) -> None:
+        """Registry status ``expired`` for the shard's contracts past their expiry close."""
+        snapshot = self._registry.snapshot
+        if now < self._contracts_due and snapshot is self._contracts_seen:
+            return
+        due = 1 << 62
+        for instrument in snapshot:
+            if instrument.expiry is None or not self.shard.owns(instrument.instrument_token):
+                continue
+            if instrument.status in (InstrumentStatus.EXPIRED, InstrumentStatus.DELISTED):
+                continue
+            closes = self._gate.expires_at(instrument)
+            if closes <= now:
+                await self._registry.set_status(
+                    instrument.instrument_token, InstrumentStatus.EXPIRED
+                )
+                log.info("contract expired", extra={"symbol": instrument.symbol})
+            else:
+                due = min(due, closes)
+        self._contracts_due = due
+        self._contracts_seen = self._registry.snapshot
+
     def is_halted(self, instrument_token: int) -> bool:
         return instrument_token in self._live.halted
 
     def live_order_ids(self, account: str) -> list[int]:
         return self._live.live_order_ids(account)
+
+
+def _retrieve(future: asyncio.Future[None]) -> None:
+    """A sweep's commit nobody awaits: its failure is the journal's to report and recover."""
+    if not future.cancelled():
+        future.exception()
 
 
 __all__ = ["JournalUnavailable", "OrderService"]

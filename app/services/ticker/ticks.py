@@ -11,7 +11,7 @@ so a client that receives every tick sees consecutive numbers and a gap means it
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -58,9 +58,17 @@ def iso(ns: int) -> str | None:
     return datetime.fromtimestamp(ns / 1e9, UTC).isoformat().replace("+00:00", "Z")
 
 
+DayOf = Callable[[int, int], int]  # (instrument token, ts ns) -> its trading day
+
+
+def utc_day(_token: int, ts_ns: int) -> int:
+    return ts_ns // NS_PER_DAY
+
+
 @dataclass(slots=True)
 class InstrumentTicks:
-    """One instrument's trade statistics for the current UTC day, in ticks and lots."""
+    """One instrument's trade statistics for its exchange's current trading day (``day``:
+    the day's ordinal, or the UTC day number by default), in ticks and lots."""
 
     token: int
     seq: int = 0
@@ -75,9 +83,10 @@ class InstrumentTicks:
     trades: int = 0
     changed_ns: int = 0
 
-    def trade(self, trade: Trade) -> None:
+    def trade(self, trade: Trade, day: int | None = None) -> None:
         price, ts = trade.price, trade.timestamp
-        day = ts // NS_PER_DAY
+        if day is None:
+            day = ts // NS_PER_DAY
         if day > self.day:  # the first trade of a new day opens it
             self.day, self.open, self.high, self.low = day, price, price, price
             self.volume = self.trades = 0
@@ -95,9 +104,9 @@ class InstrumentTicks:
         self.trades += 1
         self.changed_ns = max(self.changed_ns, ts)
 
-    def load(self, stats: DayStats) -> None:
+    def load(self, stats: DayStats, day: int | None = None) -> None:
         """The day so far, read from the journal at start (before any new trade)."""
-        self.day = stats.last_ns // NS_PER_DAY
+        self.day = stats.last_ns // NS_PER_DAY if day is None else day
         self.open, self.high, self.low = stats.open, stats.high, stats.low
         self.ltp, self.last_quantity = stats.close, stats.last_quantity
         self.last_trade_ns = self.changed_ns = stats.last_ns
@@ -168,9 +177,10 @@ class DepthIndex:
 class TickState:
     """Every instrument's statistics and depth; ``apply`` returns the instruments changed."""
 
-    def __init__(self) -> None:
+    def __init__(self, day_of: DayOf = utc_day) -> None:
         self.instruments: dict[int, InstrumentTicks] = {}
         self.depth = DepthIndex()
+        self.day_of = day_of
 
     def get(self, token: int) -> InstrumentTicks:
         state = self.instruments.get(token)
@@ -189,7 +199,7 @@ class TickState:
                     state = self.get(token)
                     state.changed_ns = max(state.changed_ns, row["updated_ns"])
             for token, trade in unit.trades:
-                self.get(token).trade(trade)
+                self.get(token).trade(trade, self.day_of(token, trade.timestamp))
                 changed.add(token)
             for token, top in unit.tops.items():
                 changed.add(token)
