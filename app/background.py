@@ -22,9 +22,6 @@ class BackgroundTasks:
         self._tasks.append(task)
         return task
 
-    def running(self, name: str) -> bool:
-        return any(t.get_name() == name and not t.done() for t in self._tasks)
-
     @staticmethod
     def _report(task: asyncio.Task[Any]) -> None:
         if not task.cancelled() and task.exception() is not None:

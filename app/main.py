@@ -142,6 +142,7 @@ def create_app(
             clock=clock,
         )
         health.add_section("ticker", ticker.health)
+        trading.keep_trading_day(background)
         state = AppState(
             settings=settings,
             metrics=metrics,

@@ -62,6 +62,14 @@ class Trading:
     def ready(self) -> bool:
         return self.engine is None or self.engine.ready
 
+    def keep_trading_day(self, background: BackgroundTasks) -> None:
+        """The sweep's timer (``OrderService.keep_trading_day``), once everything that
+        listens to the journal (webhook outbox, ticks, order streams) is in place: a sweep
+        at start-up must not commit before its webhooks' hook is there."""
+        if self.engine is not None:
+            engine = self.engine
+            background.start("trading-day", engine.keep_trading_day(engine.session_check_seconds))
+
 
 def instance_id(settings: Settings) -> str:
     return settings.cluster.instance_id or f"{socket.gethostname()}-{os.getpid()}"
@@ -198,12 +206,6 @@ async def _serve_books(orders: OrderService, background: BackgroundTasks) -> Non
     await orders.start()
     orders.journal.resume()
     background.start("journal-writer", orders.journal.run())
-    _keep_trading_day(orders, background)
-
-
-def _keep_trading_day(orders: OrderService, background: BackgroundTasks) -> None:
-    if not background.running("trading-day"):
-        background.start("trading-day", orders.keep_trading_day(orders.session_check_seconds))
 
 
 async def _claim_journal(
@@ -271,7 +273,6 @@ async def _run_matcher(
     orders.journal.add_transaction_hook(fence)
     await orders.start()
     background.start("journal-writer", orders.journal.run())
-    _keep_trading_day(orders, background)
     background.start("shard-lease", lease.keep(_lease_lost(orders)))
     log.info("matcher serving shard %s of %s", shard, orders.shard.shards)
     await matcher.run()

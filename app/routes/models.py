@@ -103,7 +103,7 @@ class InstrumentOut(BaseModel):
     expiry: str | None
     strike: Decimal
     last_price: Decimal
-    status: Literal["active", "halted", "delisted"]
+    status: Literal["active", "halted", "delisted", "expired"]
     updated_at: str | None
 
 
@@ -150,10 +150,22 @@ class TradePage(BaseModel):
     next_cursor: str | None
 
 
+class DayStatsOut(BaseModel):
+    """The exchange's trading day so far (its calendar's zone; UTC without a calendar)."""
+
+    trading_day: str
+    open: Decimal | None
+    high: Decimal | None
+    low: Decimal | None
+    close: Decimal | None
+    volume: Decimal
+    trade_count: int
+
+
 class StatsOut(BaseModel):
     symbol: str
     instrument_token: int
-    status: Literal["active", "halted", "delisted"]
+    status: Literal["active", "halted", "delisted", "expired"]
     seq: int
     orders: int
     pending_stops: int
@@ -167,6 +179,7 @@ class StatsOut(BaseModel):
     trade_count: int
     last_price: Decimal | None
     book_hash: str | None
+    day: DayStatsOut
 
 
 class CandleOut(BaseModel):

@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from app.store.database import Database
 from app.store.schema import metadata
 
-STATUSES = ("active", "halted", "delisted")
+STATUSES = ("active", "halted", "delisted", "expired")
 DECIMAL_PRECISION, DECIMAL_SCALE = 20, 8
 # The bind-parameter budget of one statement is what bounds a chunk (PostgreSQL: 65535).
 UPSERT_CHUNK = 2000

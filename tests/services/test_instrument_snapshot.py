@@ -136,7 +136,12 @@ class TestLookups:
 
     def test_counts_by_status(self, snapshot: RegistrySnapshot) -> None:
         assert snapshot.counts == {"active": 6, "halted": 1, "delisted": 3, "expired": 0}
-        assert RegistrySnapshot.empty().counts == {"active": 0, "halted": 0, "delisted": 0, "expired": 0}
+        assert RegistrySnapshot.empty().counts == {
+            "active": 0,
+            "halted": 0,
+            "delisted": 0,
+            "expired": 0,
+        }
 
 
 class TestWithInstrument:

@@ -375,6 +375,10 @@ class OrderService:
 
     # --- the trading day -------------------------------------------------------------------
 
+    def now_ns(self) -> int:
+        """The service's clock (``app.services.clock``)."""
+        return self._clock()
+
     def _sweep_if_due(self) -> int:
         now = self._clock()
         if now >= self._expiry.due:
