@@ -28,10 +28,16 @@ class CalendarService:
         self.calendar = calendar
         self._registry = registry
         self._clock = clock
+        self._exchanges: tuple[object, list[str]] = (None, [])  # (snapshot, its exchanges)
 
     def exchanges(self) -> list[str]:
-        listed = {instrument.exchange for instrument in self._registry.snapshot}
-        return sorted(listed | set(self.calendar.exchanges))
+        snapshot = self._registry.snapshot
+        seen, found = self._exchanges
+        if seen is not snapshot:  # a registry of 100,000 instruments: once per refresh
+            listed = {instrument.exchange for instrument in snapshot}
+            found = sorted(listed | set(self.calendar.exchanges))
+            self._exchanges = (snapshot, found)
+        return found
 
     def exchange_day(self, exchange: str, now: int) -> dict[str, Any]:
         calendar = self.calendar.for_exchange(exchange)
