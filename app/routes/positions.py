@@ -23,8 +23,10 @@ async def list_positions(
     key: ReadKey,
     positions: PositionsDep,
     symbol: Annotated[str | None, Query(max_length=64)] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> dict[str, Any]:
-    return await positions.list_positions(key.account, symbol=symbol)
+    return await positions.list_positions(key.account, symbol=symbol, limit=limit, cursor=cursor)
 
 
 @router.get(

@@ -74,13 +74,23 @@ def queue_positions(tx: JournalTransaction, rows: Sequence[Sequence[Any]]) -> No
 
 
 async def load_positions(
-    database: Database, *, account: str | None = None, tokens: Collection[int] | None = None
+    database: Database,
+    *,
+    account: str | None = None,
+    tokens: Collection[int] | None = None,
+    after_token: int | None = None,
+    limit: int | None = None,
 ) -> list[Any]:
-    """Stored positions (rows with ``COLUMNS``), optionally one account's or some tokens'."""
+    """Stored positions (rows with ``COLUMNS``) by account and instrument token, optionally
+    one account's, some tokens', a page of them (tokens above ``after_token``)."""
     query = select(positions).order_by(positions.c.account, positions.c.instrument_token)
     if account is not None:
         query = query.where(positions.c.account == account)
     if tokens is not None:
         query = query.where(positions.c.instrument_token.in_(list(tokens)))
+    if after_token is not None:
+        query = query.where(positions.c.instrument_token > after_token)
+    if limit is not None:
+        query = query.limit(limit)
     async with database.engine.connect() as conn:
         return list((await conn.execute(query)).all())

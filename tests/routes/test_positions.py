@@ -95,6 +95,16 @@ class TestPositions:
             ("NSE:RELIANCE", "3"),
         ]
         assert listed["next_cursor"] is None
+        first = (await client.get("/positions?limit=1", headers=ADMIN)).json()
+        assert len(first["items"]) == 1
+        rest = await client.get(f"/positions?limit=1&cursor={first['next_cursor']}", headers=ADMIN)
+        second = rest.json()
+        assert second["next_cursor"] is None
+        pages = {p["symbol"] for p in first["items"] + second["items"]}
+        assert pages == {"NSE:INFY", "NSE:RELIANCE"}
+        forged = await client.get("/positions?cursor=bm9wZQ", headers=ADMIN)
+        assert forged.status_code == 422
+        assert forged.json()["error"]["code"] == "INVALID_CURSOR"
         only = (await client.get("/positions?symbol=NSE:RELIANCE", headers=ADMIN)).json()
         assert [(p["symbol"], p["quantity"]) for p in only["items"]] == [("NSE:RELIANCE", "3")]
 

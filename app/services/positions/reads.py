@@ -16,6 +16,7 @@ from sqlalchemy import select
 
 from app.services.clock import Clock
 from app.services.instrument import Instrument, decimal_text
+from app.services.orders.queries import decode_cursor, encode_cursor
 from app.services.orders.router import Registry
 from app.services.positions.ledger import Position
 from app.services.trading_day.calendar import TradingCalendar
@@ -35,12 +36,29 @@ class PositionReads:
         self._calendar = calendar
         self._clock = clock
 
-    async def list_positions(self, account: str, *, symbol: str | None = None) -> dict[str, Any]:
+    async def list_positions(
+        self,
+        account: str,
+        *,
+        symbol: str | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> dict[str, Any]:
+        """The account's positions in instrument token order, ``limit`` at a time."""
         snapshot = self._registry.snapshot
         token = None if symbol is None else snapshot.lookup(symbol).instrument_token
+        after = None if cursor is None else int(decode_cursor(cursor, 1)[0])
         rows = await load_positions(
-            self._database, account=account, tokens=None if token is None else [token]
+            self._database,
+            account=account,
+            tokens=None if token is None else [token],
+            after_token=after,
+            limit=limit + 1,
         )
+        next_cursor = None
+        if len(rows) > limit:
+            del rows[limit:]
+            next_cursor = encode_cursor(rows[-1].instrument_token)
         stored = [Position(*(getattr(row, name) for name in COLUMNS)) for row in rows]
         last = await self._last_prices([p.instrument_token for p in stored])
         items = []
@@ -50,7 +68,7 @@ class PositionReads:
                 items.append(
                     self._render(instrument, position, last.get(instrument.instrument_token))
                 )
-        return {"items": items, "next_cursor": None}
+        return {"items": items, "next_cursor": next_cursor}
 
     async def get_position(self, account: str, instrument: Instrument) -> dict[str, Any]:
         """One instrument's position; flat (all zeros) when the account never traded it."""
