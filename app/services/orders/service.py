@@ -9,7 +9,6 @@ exist only once the commit succeeded.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import logging
 import secrets
@@ -20,7 +19,7 @@ from typing import Any
 
 import orjson
 
-from app.engine import AmendOrder, CancelOrder, ExpireDay, OrderBook, Trade
+from app.engine import AmendOrder, CancelOrder, OrderBook, Trade
 from app.errors import AppError, BadRequest, ValidationFailed
 from app.metrics import Metrics
 from app.services.instrument import Instrument, InstrumentStatus
@@ -36,13 +35,9 @@ from app.services.orders.render import render_order
 from app.services.orders.requests import parse_batch
 from app.services.orders.risk import CircuitBreaker, RiskChecker, RiskReject
 from app.services.orders.router import Registry
-from app.services.orders.session import (
-    INSTRUMENT_EXPIRED,
-    DayExpiry,
-    PositionLimit,
-    SessionGate,
-)
+from app.services.orders.session import PositionLimit, SessionGate
 from app.services.orders.shard import Shard
+from app.services.orders.trading_day import TradingDay
 from app.services.positions.service import PositionBook
 from app.services.trading_day.calendar import TradingCalendar
 from app.store.database import Database
@@ -85,9 +80,16 @@ class OrderService:
         if position_limit is not None and positions is not None:
             self._gate.position_limit = position_limit
             self._gate.net_position = positions.net
-        self._expiry = DayExpiry(self._gate, lambda token: registry.snapshot.get(token))
-        self._contracts_due = 0
-        self._contracts_seen: object = None  # the registry snapshot last swept for expiries
+        self.trading_day = TradingDay(
+            live=self._live,
+            journal=journal,
+            registry=registry,
+            gate=self._gate,
+            metrics=metrics,
+            clock=clock,
+            shard=self.shard,
+            ready=lambda: self.ready,
+        )
         self._placement = Placement(
             live=self._live, registry=registry, risk=risk, session=self._gate
         )
@@ -110,8 +112,7 @@ class OrderService:
         self._live.install(await load_state(self._database, self.shard))
         if self.positions is not None:
             await self.positions.load()
-        self._expiry.due = 0  # the first request (or tick) sweeps what ended while down
-        self._contracts_due = 0
+        self.trading_day.reset()  # the first request (or tick) sweeps what ended while down
         self.ready = True
         log.info(
             "books rebuilt from the journal",
@@ -142,7 +143,7 @@ class OrderService:
             self._live.install(state)
             if self.positions is not None:
                 await self.positions.load()
-            self._expiry.due = 0
+            self.trading_day.reset()
             self.journal.available = True
             log.info("journal available again; books rebuilt from it")
             return
@@ -187,8 +188,8 @@ class OrderService:
             known = await self._known_orders(account, items)
             batch_id = batch_id or secrets.token_hex(12)
             now = self._clock()
-            if now >= self._expiry.due:
-                self._sweep(now)
+            if now >= self.trading_day.due:
+                self.trading_day.sweep(now)
             placed = self._placement.place(account, items, atomic, batch_id, known, now)
             response, unit = placed.response, placed.unit
             self._count(response["accepted"], placed.codes)
@@ -381,96 +382,18 @@ class OrderService:
 
     def _sweep_if_due(self) -> int:
         now = self._clock()
-        if now >= self._expiry.due:
-            self._sweep(now)
+        if now >= self.trading_day.due:
+            self.trading_day.sweep(now)
         return now
 
-    def _sweep(self, now: int) -> asyncio.Future[None] | None:
-        """End what must have ended by ``now`` (``app.services.orders.session``), in this
-        synchronous step: DAY orders of closed sessions expire, orders of expired contracts
-        are cancelled ``INSTRUMENT_EXPIRED``. Returns the commit to await (if any)."""
-        if not self.journal.available or not self.ready:
-            return None
-        live = self._live
-        found = self._expiry.sweep(list(live.records.values()), now)
-        if not found.expire and not found.cancel:
-            return None
-        unit, touched = JournalUnit(), dict[int, OrderRecord]()
-        for token, order_ids in found.expire.items():
-            live.submit(ExpireDay(now, frozenset(order_ids)), token, unit, touched)
-        for record in found.cancel:
-            live.submit(CancelOrder(record.order_id, now), record.instrument_token, unit, touched)
-            if record.status == CANCELLED:
-                record.reason = INSTRUMENT_EXPIRED  # before ``finish`` freezes the row
-        live.finish(unit, touched)
-        expired = sum(len(ids) for ids in found.expire.values())
-        if expired:
-            self._metrics.orders_ended.labels(reason="DAY_EXPIRED").inc(expired)
-        if found.cancel:
-            self._metrics.orders_ended.labels(reason=INSTRUMENT_EXPIRED).inc(len(found.cancel))
-        log.info(
-            "trading day: orders ended",
-            extra={"day_expired": expired, "contract_expired": len(found.cancel)},
-        )
-        try:
-            future = self.journal.enqueue(unit)
-        except JournalUnavailable:  # the books are rebuilt from the journal: swept again
-            return None
-        future.add_done_callback(_retrieve)
-        return future
-
     async def keep_trading_day(self, interval: float) -> None:
-        """Sweep on time while no request does (the close of an idle book), and mark expired
-        contracts in the registry."""
-        while True:
-            try:
-                await self.tick_trading_day()
-            except Exception:  # the next tick tries again; a journal failure is recovered
-                log.exception("trading day sweep failed")
-            await asyncio.sleep(interval)
-
-    async def tick_trading_day(self) -> None:
-        now = self._clock()
-        if now >= self._expiry.due:
-            future = self._sweep(now)
-            if future is not None:
-                with contextlib.suppress(JournalUnavailable):
-                    await future
-        await self._mark_expired_contracts(now)
-
-    async def _mark_expired_contracts(self, now: int) -> None:
-        """Registry status ``expired`` for the shard's contracts past their expiry close."""
-        snapshot = self._registry.snapshot
-        if now < self._contracts_due and snapshot is self._contracts_seen:
-            return
-        due = 1 << 62
-        for instrument in snapshot:
-            if instrument.expiry is None or not self.shard.owns(instrument.instrument_token):
-                continue
-            if instrument.status in (InstrumentStatus.EXPIRED, InstrumentStatus.DELISTED):
-                continue
-            closes = self._gate.expires_at(instrument)
-            if closes <= now:
-                await self._registry.set_status(
-                    instrument.instrument_token, InstrumentStatus.EXPIRED
-                )
-                log.info("contract expired", extra={"symbol": instrument.symbol})
-            else:
-                due = min(due, closes)
-        self._contracts_due = due
-        self._contracts_seen = self._registry.snapshot
+        await self.trading_day.keep(interval)
 
     def is_halted(self, instrument_token: int) -> bool:
         return instrument_token in self._live.halted
 
     def live_order_ids(self, account: str) -> list[int]:
         return self._live.live_order_ids(account)
-
-
-def _retrieve(future: asyncio.Future[None]) -> None:
-    """A sweep's commit nobody awaits: its failure is the journal's to report and recover."""
-    if not future.cancelled():
-        future.exception()
 
 
 __all__ = ["JournalUnavailable", "OrderService"]
