@@ -42,7 +42,7 @@ format: $(STAMP) ## apply ruff formatting and fixes
 	$(BIN)/ruff format app tests bench
 
 # bench/echo_app.py and bench/loadgen.py are helpers the orders benchmark starts, not benchmarks.
-BENCHES := auth registry engine journal orders single http_layer ticker webhooks scaleout console
+BENCHES := auth registry engine journal positions orders single http_layer ticker webhooks scaleout console
 
 bench: $(STAMP) ## run every benchmark under bench/ (see BENCHMARKS.md)
 	for name in $(BENCHES); do $(BIN)/python bench/$$name.py || exit 1; done

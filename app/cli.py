@@ -87,6 +87,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     from app.logs import configure_logging
     from app.main import create_app
+    from app.services.trading_day.calendar import CalendarError, TradingCalendar
     from app.store.claims import JournalClaimed
     from app.store.embedded_redis import EmbeddedRedisBusy
     from app.wsprotocol import ws_implementation
@@ -99,6 +100,11 @@ def _serve(args: argparse.Namespace) -> int:
         if value is not None:
             os.environ[name] = str(value)
     settings = _settings_or_exit()
+    try:  # a bad calendar file: one line, before anything starts
+        TradingCalendar.load(settings.orders.trading_calendar)
+    except CalendarError as exc:
+        print(f"ticker-service: {exc}", file=sys.stderr)
+        return 2
     host = args.host or settings.host
     port = args.port or settings.port
     # Both checks before logging (LOG_DIR) or anything else touches a file.

@@ -18,7 +18,9 @@ from app.services.instruments.registry import InstrumentRegistry
 from app.services.instruments.snapshot import RegistrySnapshot
 from app.services.orders.entry import MarketData, OrderEntry
 from app.services.orders.reads import OrderReads
+from app.services.positions.reads import PositionReads
 from app.services.ticker import CandleService, SubscriptionService, TickerService
+from app.services.trading_day.service import CalendarService
 from app.services.webhooks.endpoints import WebhookService
 from app.settings import Settings
 from app.state import AppState
@@ -78,6 +80,14 @@ async def get_subscriptions(connection: HTTPConnection) -> SubscriptionService:
 
 async def get_candles(connection: HTTPConnection) -> CandleService:
     return state_of(connection)["candles"]
+
+
+async def get_positions(connection: HTTPConnection) -> PositionReads:
+    return state_of(connection)["positions"]
+
+
+async def get_calendar(connection: HTTPConnection) -> CalendarService:
+    return state_of(connection)["calendar"]
 
 
 def _named_instrument(
@@ -173,6 +183,8 @@ WebhooksDep = Annotated[WebhookService, Depends(get_webhooks)]
 TickerDep = Annotated[TickerService, Depends(get_ticker)]
 SubscriptionsDep = Annotated[SubscriptionService, Depends(get_subscriptions)]
 CandlesDep = Annotated[CandleService, Depends(get_candles)]
+PositionsDep = Annotated[PositionReads, Depends(get_positions)]
+CalendarDep = Annotated[CalendarService, Depends(get_calendar)]
 # The instrument named by the path's ``{symbol}`` / ``{instrument_token}`` (404 if unknown).
 SymbolInstrument = Annotated[Instrument, Depends(instrument_by_symbol)]
 TokenInstrument = Annotated[Instrument, Depends(instrument_by_token)]

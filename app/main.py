@@ -29,9 +29,12 @@ from app.routes.errors import install_error_handlers
 from app.routes.kite import KiteDispatch
 from app.routes.lean import LeanApp
 from app.routes.openapi import install_openapi
+from app.services.clock import SYSTEM_CLOCK, Clock
 from app.services.health import HealthService
 from app.services.kite.service import build_kite
 from app.services.ticker import CandleService
+from app.services.trading_day.days import TradingDays
+from app.services.trading_day.service import CalendarService
 from app.settings import Role, Settings
 from app.state import AppState
 from app.store.claims import FileClaim
@@ -39,6 +42,7 @@ from app.store.redis import RedisStore
 from app.wiring import (
     build_auth,
     claim_journal_file,
+    load_calendar,
     load_registry,
     open_database,
     start_ticker,
@@ -48,10 +52,14 @@ from app.wiring import (
 log = logging.getLogger(__name__)
 
 
-def create_app(settings: Settings, *, journal_claim: FileClaim | None = None) -> FastAPI:
+def create_app(
+    settings: Settings, *, journal_claim: FileClaim | None = None, clock: Clock | None = None
+) -> FastAPI:
     """``journal_claim``: the SQLite file lock when the caller took it already (``serve``
-    does, to refuse with one line before anything starts); else the lifespan takes it."""
+    does, to refuse with one line before anything starts); else the lifespan takes it.
+    ``clock``: the one clock the service reads time through (tests drive their own)."""
     metrics = Metrics()
+    clock = clock or SYSTEM_CLOCK
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[AppState]:
@@ -77,6 +85,7 @@ def create_app(settings: Settings, *, journal_claim: FileClaim | None = None) ->
             data_dir=settings.db.data_dir,
         )
         background = BackgroundTasks()
+        calendar = load_calendar(settings)
         auth = build_auth(settings, metrics)
         background.start("api-key-files", auth.watch(settings.auth.tokens_poll_seconds))
         health = HealthService(
@@ -99,7 +108,12 @@ def create_app(settings: Settings, *, journal_claim: FileClaim | None = None) ->
             registry=registry,
             metrics=metrics,
             background=background,
+            calendar=calendar,
+            clock=clock,
+            position_limit=auth.position_limit,
         )
+        sessions = CalendarService(calendar=calendar, registry=registry, clock=clock)
+        health.add_section("sessions", sessions.health)
         if trading.journal is not None:
             health.add_dependency("journal", trading.journal.health)
         if trading.claim is not None:
@@ -126,6 +140,8 @@ def create_app(settings: Settings, *, journal_claim: FileClaim | None = None) ->
             auth=auth,
             metrics=metrics,
             background=background,
+            days=TradingDays(calendar=calendar, registry=registry),
+            clock=clock,
         )
         health.add_section("ticker", ticker.health)
         candles = CandleService(database=database, registry=registry)
@@ -142,6 +158,7 @@ def create_app(settings: Settings, *, journal_claim: FileClaim | None = None) ->
             max_instruments=settings.ticker.max_instruments_per_connection,
             max_connections_per_key=settings.ticker.max_connections_per_key,
         )
+        trading.keep_trading_day(background)
         state = AppState(
             settings=settings,
             metrics=metrics,
@@ -159,6 +176,8 @@ def create_app(settings: Settings, *, journal_claim: FileClaim | None = None) ->
             subscriptions=ticker.subscriptions,
             candles=candles,
             kite=kite,
+            positions=trading.positions,
+            calendar=sessions,
         )
         # Everything built so far (registry, books) lives as long as the process: keep it out
         # of the collector's passes, which shortens GC pauses on the order path.

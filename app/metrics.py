@@ -113,6 +113,12 @@ class Metrics:
             ["cause"],
             registry=r,
         )
+        self.orders_ended = Counter(
+            "ticker_orders_ended_total",
+            "Orders ended by the trading day, by reason (DAY_EXPIRED/INSTRUMENT_EXPIRED)",
+            ["reason"],
+            registry=r,
+        )
         # Ticker: scope="replica" counts this process, scope="cluster" every live replica
         # registered in Redis (this one included).
         self.ws_connections = Gauge(

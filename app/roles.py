@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 from app.background import BackgroundTasks
 from app.metrics import Metrics
+from app.services.clock import SYSTEM_CLOCK, Clock
 from app.services.cluster.claim import JournalClaimService
 from app.services.cluster.gateway import StreamOrderEntry
 from app.services.cluster.hop import ReplyListener
@@ -34,7 +35,11 @@ from app.services.orders.market import MarketDataService
 from app.services.orders.reads import OrderReads
 from app.services.orders.risk import CircuitBreaker, RiskChecker, RiskLimits
 from app.services.orders.service import OrderService
+from app.services.orders.session import PositionLimit
 from app.services.orders.shard import Shard
+from app.services.positions.reads import PositionReads
+from app.services.positions.service import PositionBook
+from app.services.trading_day.calendar import TradingCalendar
 from app.settings import Role, Settings
 from app.store.commits import JournalTransaction
 from app.store.database import Database
@@ -51,10 +56,19 @@ class Trading:
     reads: OrderReads
     local_books: OrderService | None  # the local books (None on a gateway)
     journal: JournalWriter | None
+    positions: PositionReads
     claim: JournalClaimService | None = None  # ROLE=all on PostgreSQL
 
     def ready(self) -> bool:
         return self.local_books is None or self.local_books.ready
+
+    def keep_trading_day(self, background: BackgroundTasks) -> None:
+        """The sweep's timer (``OrderService.keep_trading_day``), once everything that
+        listens to the journal (webhook outbox, ticks, order streams) is in place: a sweep
+        at start-up must not commit before its webhooks' hook is there."""
+        books = self.local_books
+        if books is not None:
+            background.start("trading-day", books.keep_trading_day(books.session_check_seconds))
 
 
 def instance_id(settings: Settings) -> str:
@@ -68,9 +82,17 @@ def build_order_service(
     registry: InstrumentRegistry,
     metrics: Metrics,
     shard: Shard,
+    calendar: TradingCalendar | None = None,
+    clock: Clock = SYSTEM_CLOCK,
+    position_limit: PositionLimit | None = None,
 ) -> OrderService:
     limits = settings.orders
+    calendar = calendar or TradingCalendar.default()
     journal = JournalWriter(database=database, metrics=metrics)
+    positions = PositionBook(database=database, calendar=calendar, registry=registry, shard=shard)
+    # Positions move in the transaction of the fills that move them (before the outbox hook).
+    journal.add_transaction_hook(positions.write)
+    journal.add_listener(positions.after_commit)
     window_ns = int(limits.breaker_window_seconds * 1e9)
     orders = OrderService(
         database=database,
@@ -88,6 +110,11 @@ def build_order_service(
         breaker=CircuitBreaker(percent=limits.breaker_percent, window_ns=window_ns),
         max_batch_orders=limits.max_batch_orders,
         shard=shard,
+        clock=clock.now_ns,
+        calendar=calendar,
+        positions=positions,
+        position_limit=position_limit,
+        session_check_seconds=limits.session_check_seconds,
     )
     journal.set_failure_handler(orders.on_journal_failure)
     return orders
@@ -101,9 +128,14 @@ async def start_trading(
     registry: InstrumentRegistry,
     metrics: Metrics,
     background: BackgroundTasks,
+    calendar: TradingCalendar | None = None,
+    clock: Clock = SYSTEM_CLOCK,
+    position_limit: PositionLimit | None = None,
 ) -> Trading:
     cluster = settings.cluster
+    calendar = calendar or TradingCalendar.default()
     reads = OrderReads(database=database, registry=registry)
+    positions = PositionReads(database=database, registry=registry, calendar=calendar, clock=clock)
     if cluster.role is Role.GATEWAY:
         replies = ReplyListener(redis, instance_id(settings))
         background.start("gateway-replies", replies.run())
@@ -117,16 +149,35 @@ async def start_trading(
             timeout=cluster.shard_timeout,
             max_batch_orders=settings.orders.max_batch_orders,
         )
-        return Trading(entry=router, market=router, reads=reads, local_books=None, journal=None)
+        return Trading(
+            entry=router,
+            market=router,
+            reads=reads,
+            local_books=None,
+            journal=None,
+            positions=positions,
+        )
 
     shard = Shard(cluster.shard_id, cluster.shards) if cluster.role is Role.MATCHER else Shard()
     orders = build_order_service(
-        settings, database=database, registry=registry, metrics=metrics, shard=shard
+        settings,
+        database=database,
+        registry=registry,
+        metrics=metrics,
+        shard=shard,
+        calendar=calendar,
+        clock=clock,
+        position_limit=position_limit,
     )
     market = MarketDataService(orders=orders, registry=registry, database=database)
     if cluster.role is Role.ALL:
         trading = Trading(
-            entry=orders, market=market, reads=reads, local_books=orders, journal=orders.journal
+            entry=orders,
+            market=market,
+            reads=reads,
+            local_books=orders,
+            journal=orders.journal,
+            positions=positions,
         )
         if database.is_postgres:
             trading.claim = await _claim_journal(settings, database, orders, background)
@@ -140,7 +191,12 @@ async def start_trading(
     matcher = Matcher(redis=redis, orders=orders, market=market)
     background.start("matcher", _run_matcher(lease, matcher, orders, database, background))
     return Trading(
-        entry=orders, market=market, reads=reads, local_books=orders, journal=orders.journal
+        entry=orders,
+        market=market,
+        reads=reads,
+        local_books=orders,
+        journal=orders.journal,
+        positions=positions,
     )
 
 

@@ -148,6 +148,10 @@ class OrderSettings(_Settings):
     breaker_percent: Decimal = Field(Decimal(20), alias="CIRCUIT_BREAKER_PERCENT", ge=0)
     breaker_window_seconds: float = Field(60.0, alias="CIRCUIT_BREAKER_WINDOW_SECONDS", gt=0)
     recent_batches: int = Field(100, alias="RECENT_BATCHES", ge=1, le=1000)
+    # The trading day (README "The trading day"): unset, every exchange trades 24x7.
+    trading_calendar: str | None = Field(None, alias="TRADING_CALENDAR")
+    max_position: Decimal | None = Field(None, alias="RISK_MAX_POSITION", gt=0)
+    session_check_seconds: float = Field(1.0, alias="SESSION_CHECK_SECONDS", gt=0, le=60)
 
 
 class TickerSettings(_Settings):

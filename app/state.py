@@ -12,7 +12,9 @@ from app.services.instruments.registry import InstrumentRegistry
 from app.services.kite.service import KiteServices
 from app.services.orders.entry import MarketData, OrderEntry
 from app.services.orders.reads import OrderReads
+from app.services.positions.reads import PositionReads
 from app.services.ticker import CandleService, SubscriptionService, TickerService
+from app.services.trading_day.service import CalendarService
 from app.services.webhooks.endpoints import WebhookService
 from app.settings import Settings
 from app.store.database import Database
@@ -36,3 +38,5 @@ class AppState(TypedDict):
     subscriptions: SubscriptionService
     candles: CandleService
     kite: KiteServices
+    positions: PositionReads
+    calendar: CalendarService

@@ -23,6 +23,7 @@ from app.metrics import Metrics
 from app.roles import Trading
 from app.services.access.auth import AuthService
 from app.services.access.keys import ALL_SCOPES, DEVELOPMENT_ACCOUNT, KeyFileError, create_key_file
+from app.services.clock import SYSTEM_CLOCK, Clock
 from app.services.instruments.importer import BUNDLED_INSTRUMENTS_CSV, InstrumentImporter
 from app.services.instruments.registry import InstrumentRegistry
 from app.services.orders.journal import JournalWriter
@@ -31,6 +32,8 @@ from app.services.ticker import (
     TickerLimits,
     TickerService,
 )
+from app.services.trading_day.calendar import TradingCalendar
+from app.services.trading_day.days import TradingDays
 from app.services.webhooks.dispatcher import DispatchConfig, Dispatcher
 from app.services.webhooks.endpoints import WebhookService
 from app.services.webhooks.outbox import OutboxWriter
@@ -78,6 +81,14 @@ async def open_database(settings: Settings, *, startup_timeout: float | None = N
     return database
 
 
+def load_calendar(settings: Settings) -> TradingCalendar:
+    """The session calendars (``TRADING_CALENDAR``); says which is in force (``make run``)."""
+    calendar = TradingCalendar.load(settings.orders.trading_calendar)
+    print(f"trading calendar: {calendar.describe()}", flush=True)
+    log.info("trading calendar", extra={"calendar": calendar.describe()})
+    return calendar
+
+
 def build_auth(settings: Settings, metrics: Metrics) -> AuthService:
     """The key store. In development with no key at all, first create one and print it:
     ``make run`` relies on this line to show the user a key. The file keeps the key itself
@@ -102,7 +113,7 @@ def build_auth(settings: Settings, metrics: Metrics) -> AuthService:
                 "`ticker-service keys show-dev` prints it again)",
                 flush=True,
             )
-    return AuthService(
+    service = AuthService(
         api_key=auth.api_key,
         tokens_dir=auth.tokens_dir,
         rate_limit=auth.rate_limit,
@@ -110,6 +121,8 @@ def build_auth(settings: Settings, metrics: Metrics) -> AuthService:
         unauthenticated_rate_limit=auth.unauthenticated_rate_limit,
         metrics=metrics,
     )
+    service.default_max_position = settings.orders.max_position
+    return service
 
 
 async def load_registry(
@@ -193,6 +206,8 @@ async def start_ticker(
     auth: AuthService,
     metrics: Metrics,
     background: BackgroundTasks,
+    days: TradingDays | None = None,
+    clock: Clock = SYSTEM_CLOCK,
 ) -> TickerService:
     """WebSocket streams and tick fan-out, fed by the journal of the local books (if any)."""
     ticker_settings = settings.ticker
@@ -218,6 +233,8 @@ async def start_ticker(
             flush_interval_seconds=ticker_settings.flush_interval_ms / 1000,
         ),
         replica_id=settings.cluster.instance_id,
+        days=days,
+        clock=clock,
     )
     await ticker.start(background)
     return ticker

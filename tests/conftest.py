@@ -18,6 +18,7 @@ from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 
 from app.main import create_app
+from app.services.clock import Clock
 from app.settings import Settings
 from tests.support import secrets
 from tests.support.databases import (
@@ -140,9 +141,12 @@ def make_settings(tmp_path: Path, redis_prefix: str, tokens_dir: Path) -> Callab
 
 
 @asynccontextmanager
-async def running_app(settings: Settings) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
-    """The app with its lifespan running, and an httpx client talking to it in-process."""
-    app = create_app(settings)
+async def running_app(
+    settings: Settings, *, clock: Clock | None = None
+) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
+    """The app with its lifespan running, and an httpx client talking to it in-process
+    (``clock``: the one the service reads time through, e.g. ``tests.support.clock``)."""
+    app = create_app(settings, clock=clock)
     async with LifespanManager(app, startup_timeout=60, shutdown_timeout=30) as manager:
         transport = httpx.ASGITransport(app=manager.app)
         hooks = {"response": [_remember_webhook_secrets]}

@@ -50,6 +50,16 @@ class TestServeRefusal:
         assert "REDIS_URL" in lines[0]
         assert "API key" in lines[0]
 
+    def test_a_bad_calendar_is_one_clear_line(self, tmp_path: Path) -> None:
+        calendar = tmp_path / "calendar.toml"
+        calendar.write_text('[calendars.x]\ntimezone = "Nowhere/Town"\n')
+        env = base_env(tmp_path) | {"TRADING_CALENDAR": str(calendar)}
+        result = run_cli("serve", env=env, cwd=tmp_path)
+        assert result.returncode == 2
+        assert result.stderr.strip().splitlines() == [
+            f"ticker-service: {calendar}: calendars.x: unknown time zone 'Nowhere/Town'"
+        ]
+
     def test_invalid_value_is_one_clear_line(self, tmp_path: Path) -> None:
         env = base_env(tmp_path) | {"PORT": "not-a-port"}
         result = run_cli("serve", env=env, cwd=tmp_path)

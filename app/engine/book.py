@@ -173,7 +173,7 @@ class OrderBook(MatchingCore):
         if type(command) is AmendOrder:
             return self._amend(command)
         if type(command) is ExpireDay:
-            return self.expire_day(command.timestamp)
+            return self.expire_day(command.timestamp, command.order_ids)
         raise TypeError(f"not a command: {command!r}")
 
     def _reject(self, order_id: int, reason: str, ts: int) -> list[Event]:
@@ -368,11 +368,13 @@ class OrderBook(MatchingCore):
         self._execute(fresh, evs, ts)
         return self._finish(evs, ts)
 
-    def expire_day(self, timestamp: int) -> list[Event]:
-        """Expire every DAY order, resting or pending, in priority order."""
+    def expire_day(self, timestamp: int, order_ids: frozenset[int] | None = None) -> list[Event]:
+        """Expire every DAY order (or those of ``order_ids``), resting or pending, in priority
+        order."""
         evs: list[Event] = []
         day = [o for o in chain(self._orders.values(), self._stops.values())
-               if o.terms.time_in_force is _DAY]  # fmt: skip
+               if o.terms.time_in_force is _DAY
+               and (order_ids is None or o.order_id in order_ids)]  # fmt: skip
         day.sort(key=lambda o: o.priority)
         for order in day:
             remaining = order.remaining

@@ -82,9 +82,11 @@ class AmendOrder:
 
 @dataclass(slots=True, frozen=True)
 class ExpireDay:
-    """End of the trading day: expire every DAY order, resting or pending."""
+    """End of the trading day: expire every DAY order, resting or pending (``order_ids``:
+    only those of them, e.g. the ones placed before the close that passed)."""
 
     timestamp: int = 0
+    order_ids: frozenset[int] | None = None
 
 
 Command = NewOrder | CancelOrder | AmendOrder | ExpireDay

@@ -43,6 +43,7 @@ from app.routes import (
     instruments,
     market,
     orders,
+    positions,
     subscriptions,
     webhooks,
     ws,
@@ -93,6 +94,7 @@ def include_routers(app: FastAPI, *, health_only: bool = False) -> None:
     api_router.include_router(webhooks.router, responses=error_responses(400, 404, 409, 413))
     api_router.include_router(subscriptions.router, responses=error_responses(400, 404, 413))
     api_router.include_router(candles.router)
+    api_router.include_router(positions.router)
     app.include_router(api_router)
     app.include_router(ws.router)  # WebSockets authenticate themselves (header or message)
 

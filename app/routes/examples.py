@@ -139,6 +139,32 @@ ACCOUNT_FILL = {
     "ts_ns": UPDATED_NS,
 }
 LEVEL = {"price": "1870.5", "quantity": "6", "orders": 1}
+# Long 4 after buying 10 at 1868 and selling 6 at 1871: realised 6 x 3, the rest marked at 1870.5
+POSITION = {
+    "symbol": "NSE:INFY",
+    "instrument_token": INFY,
+    "quantity": "4",
+    "overnight_quantity": "0",
+    "day_quantity": "4",
+    "average_price": "1868",
+    "last_price": "1870.5",
+    "buy_quantity": "10",
+    "buy_value": "18680",
+    "buy_price": "1868",
+    "sell_quantity": "6",
+    "sell_value": "11226",
+    "sell_price": "1871",
+    "realised_pnl": "18",
+    "unrealised_pnl": "10",
+    "pnl": "28",
+    "day": {
+        "trading_day": "2026-12-04",
+        "buy_quantity": "10",
+        "buy_value": "18680",
+        "sell_quantity": "6",
+        "sell_value": "11226",
+    },
+}
 
 # Request bodies, each one the service accepts on the seeded registry (the buys rest below
 # the sells, so the account never crosses itself).
@@ -234,6 +260,41 @@ RESPONSES: dict[str, Any] = {
         "trade_count": 1,
         "last_price": "1870.5",
         "book_hash": "5d41402abc4b2a76b9719d911017c592",
+        "day": {
+            "trading_day": "2026-12-04",
+            "open": "1868",
+            "high": "1872",
+            "low": "1866.5",
+            "close": "1870.5",
+            "volume": "4",
+            "trade_count": 1,
+        },
+    },
+    "PositionOut": POSITION,
+    "PositionPage": {"items": [POSITION], "next_cursor": None},
+    "CalendarOut": {
+        "now": "2026-12-04T05:00:00Z",
+        "source": "app/data/calendars.toml (BSE=india, NFO=india, NSE=india; others 24x7)",
+        "items": [
+            {
+                "exchange": "NSE",
+                "calendar": "india",
+                "timezone": "Asia/Kolkata",
+                "state": "open",
+                "trading_day": "2026-12-04",
+                "always_open": False,
+                "session": {
+                    "pre_open": "2026-12-04T09:00:00+05:30",
+                    "open": "2026-12-04T09:15:00+05:30",
+                    "close": "2026-12-04T15:30:00+05:30",
+                    "post_close": "2026-12-04T16:00:00+05:30",
+                },
+                "holiday": False,
+                "next_open": "2026-12-07T09:15:00+05:30",
+                "next_close": "2026-12-04T15:30:00+05:30",
+            }
+        ],
+        "next_cursor": None,
     },
     "CandlePage": {
         "symbol": "NSE:INFY",

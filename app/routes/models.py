@@ -103,7 +103,7 @@ class InstrumentOut(BaseModel):
     expiry: str | None
     strike: Decimal
     last_price: Decimal
-    status: Literal["active", "halted", "delisted"]
+    status: Literal["active", "halted", "delisted", "expired"]
     updated_at: str | None
 
 
@@ -150,10 +150,22 @@ class TradePage(BaseModel):
     next_cursor: str | None
 
 
+class DayStatsOut(BaseModel):
+    """The exchange's trading day so far (its calendar's zone; UTC without a calendar)."""
+
+    trading_day: str
+    open: Decimal | None
+    high: Decimal | None
+    low: Decimal | None
+    close: Decimal | None
+    volume: Decimal
+    trade_count: int
+
+
 class StatsOut(BaseModel):
     symbol: str
     instrument_token: int
-    status: Literal["active", "halted", "delisted"]
+    status: Literal["active", "halted", "delisted", "expired"]
     seq: int
     orders: int
     pending_stops: int
@@ -167,6 +179,7 @@ class StatsOut(BaseModel):
     trade_count: int
     last_price: Decimal | None
     book_hash: str | None
+    day: DayStatsOut
 
 
 class CandleOut(BaseModel):
@@ -303,3 +316,65 @@ class MeOut(BaseModel):
     fingerprint: str
     rate_limit: RateLimitOut
     limits: LimitsOut
+
+
+class PositionDayOut(BaseModel):
+    trading_day: str | None
+    buy_quantity: str
+    buy_value: str
+    sell_quantity: str
+    sell_value: str
+
+
+class PositionOut(BaseModel):
+    """A position (``GET /positions``): decimals as strings; P&L by weighted average cost."""
+
+    symbol: str
+    instrument_token: int
+    quantity: str
+    overnight_quantity: str
+    day_quantity: str
+    average_price: str | None
+    last_price: str | None
+    buy_quantity: str
+    buy_value: str
+    buy_price: str | None
+    sell_quantity: str
+    sell_value: str
+    sell_price: str | None
+    realised_pnl: str
+    unrealised_pnl: str
+    pnl: str
+    day: PositionDayOut
+
+
+class PositionPage(BaseModel):
+    items: list[PositionOut]
+    next_cursor: str | None
+
+
+class SessionTimesOut(BaseModel):
+    pre_open: str | None
+    open: str
+    close: str
+    post_close: str | None
+
+
+class ExchangeDayOut(BaseModel):
+    exchange: str
+    calendar: str
+    timezone: str
+    state: str  # open | pre_open | post_close | closed
+    trading_day: str
+    always_open: bool
+    session: SessionTimesOut | None
+    holiday: bool
+    next_open: str | None
+    next_close: str | None
+
+
+class CalendarOut(BaseModel):
+    now: str
+    source: str
+    items: list[ExchangeDayOut]
+    next_cursor: str | None

@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from app.store.database import Database
 from app.store.schema import metadata
 
-STATUSES = ("active", "halted", "delisted")
+STATUSES = ("active", "halted", "delisted", "expired")
 DECIMAL_PRECISION, DECIMAL_SCALE = 20, 8
 # The bind-parameter budget of one statement is what bounds a chunk (PostgreSQL: 65535).
 UPSERT_CHUNK = 2000
@@ -102,7 +102,9 @@ instruments = sa.Table(
     sa.Column("status", sa.String(16), nullable=False, server_default="active"),
     sa.Column("updated_at", UtcDateTime(), nullable=False),
     sa.UniqueConstraint("exchange", "tradingsymbol", name="uq_instruments_exchange_symbol"),
-    sa.CheckConstraint("status IN ('active', 'halted', 'delisted')", name="ck_instruments_status"),
+    sa.CheckConstraint(
+        "status IN ('active', 'halted', 'delisted', 'expired')", name="ck_instruments_status"
+    ),
 )
 
 DATA_COLUMNS = (

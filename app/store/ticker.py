@@ -240,10 +240,13 @@ def _first_last(key: Any, where: ColumnElement[bool], key_name: str) -> Any:
     )
 
 
-async def day_stats(database: Database, since_ns: int) -> list[DayStats]:
-    """Per instrument, the trades since ``since_ns`` (the start of the UTC day)."""
+async def day_stats(
+    database: Database, since_ns: int, instrument_token: int | None = None
+) -> list[DayStats]:
+    """Per instrument (or for one), the trades since ``since_ns`` (the start of its day)."""
+    extra = () if instrument_token is None else (trades.c.instrument_token == instrument_token,)
     query = _first_last(
-        trades.c.instrument_token.label("key"), _where(database, since_ns, None), "key"
+        trades.c.instrument_token.label("key"), _where(database, since_ns, None, *extra), "key"
     )
     async with database.engine.connect() as conn:
         rows: Sequence[Any] = list(await conn.execute(query))

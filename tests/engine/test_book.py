@@ -217,6 +217,22 @@ class TestTimeInForce:
         assert h.resting() == [(2, 5), (5, 5)]
         assert h.book.expire_day(100) == []
 
+    def test_expire_day_of_some_orders_only(self) -> None:
+        """The service expires the DAY orders placed before the close that passed."""
+        h = Harness()
+        h.run(
+            limit(1, BUY, 5, 100, time_in_force=DAY),
+            limit(2, BUY, 5, 101, time_in_force=DAY),
+            stop(3, SELL, 5, 90, time_in_force=DAY),
+        )
+        assert h.run(ExpireDay(timestamp=99, order_ids=frozenset({2, 3}))) == [
+            ("expired", 2, 5),
+            ("expired", 3, 5),
+            ("top", 100, 5, None, 0),
+        ]
+        assert h.resting() == [(1, 5)]
+        h.book.check_invariants()
+
     def test_expire_day_on_the_book(self) -> None:
         h = Harness()
         h.run(limit(1, BUY, 5, 100, time_in_force=DAY), limit(2, BUY, 5, 99, time_in_force=DAY))

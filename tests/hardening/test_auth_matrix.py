@@ -245,6 +245,10 @@ PROBES = [
     Probe("GET", "/orders/{order_id}", R, own_order, 200, 404),
     Probe("GET", "/orders/by-client-id/{client_order_id}", R, own_client_order_id, 200, 404),
     Probe("GET", "/fills", R, lambda o: listing(o, "/fills", Owner.fill), 200),
+    # Each account's own positions (another's are never shown: tests/routes/test_positions.py)
+    Probe("GET", "/positions", R, fixed("/positions"), 200),
+    Probe("GET", "/positions/{symbol}", R, fixed("/positions/NSE:INFY"), 200),
+    Probe("GET", "/calendar", R, fixed("/calendar"), 200),
     Probe("PATCH", "/orders/{order_id}", T,
           lambda o: own_order(o, json={"quantity": "2"}), 200, 404),
     Probe("DELETE", "/orders/{order_id}", T, own_order, 200, 404),

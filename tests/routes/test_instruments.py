@@ -58,9 +58,9 @@ class TestListInstruments:
             assert await symbols(q="InFy") == sorted(
                 [
                     "BSE:INFY",
-                    "NFO:INFY26NOVFUT",
-                    "NFO:INFY26NOV1900CE",
-                    "NFO:INFY26NOV1900PE",
+                    "NFO:INFY36NOVFUT",
+                    "NFO:INFY36NOV1900CE",
+                    "NFO:INFY36NOV1900PE",
                     "NSE:INFY",
                 ]
             )
@@ -68,11 +68,11 @@ class TestListInstruments:
             futures = await symbols(exchange="nfo", instrument_type="FUT")
             assert futures == sorted(
                 [
-                    "NFO:BANKNIFTY26NOVFUT",
-                    "NFO:INFY26NOVFUT",
-                    "NFO:NIFTY26DECFUT",
-                    "NFO:NIFTY26NOVFUT",
-                    "NFO:RELIANCE26NOVFUT",
+                    "NFO:BANKNIFTY36NOVFUT",
+                    "NFO:INFY36NOVFUT",
+                    "NFO:NIFTY36DECFUT",
+                    "NFO:NIFTY36NOVFUT",
+                    "NFO:RELIANCE36NOVFUT",
                 ]
             )
             options = await symbols(segment="NFO-OPT", q="banknifty")
@@ -146,9 +146,9 @@ class TestGetInstrument:
             response = await client.get("/instruments/13238786", headers=KEY)
         assert response.status_code == 200
         body = response.json()
-        assert body["symbol"] == "NFO:NIFTY26NOVFUT"
+        assert body["symbol"] == "NFO:NIFTY36NOVFUT"
         assert body["lot_size"] == "50"
-        assert body["expiry"] == "2026-11-26"
+        assert body["expiry"] == "2036-11-27"
 
     async def test_unknown_token_is_a_404(self, make_settings: Callable[..., Settings]) -> None:
         async with running_app(make_settings()) as (_app, client):
@@ -168,7 +168,7 @@ class TestAdminRefresh:
         body = forced.json()
         assert body["refreshed"] is True
         assert body["instruments"] == SAMPLE_ROWS
-        assert body["counts"] == {"active": SAMPLE_ROWS, "halted": 0, "delisted": 0}
+        assert body["counts"] == {"active": SAMPLE_ROWS, "halted": 0, "delisted": 0, "expired": 0}
         assert body["last_refresh"]
         assert body["duration_seconds"] >= 0
         assert skipped.json()["refreshed"] is False

@@ -96,6 +96,25 @@ class TestOrderStream:
             await reader.send({"action": "ping"})
             assert await reader.recv() == {"type": "pong"}
 
+    async def test_positions_follow_the_fills(self, live: LiveApp) -> None:
+        async with (
+            ws_client(url(live), key=ADMIN_KEY) as maker,
+            ws_client(url(live), key=DESK_B_KEY) as taker,
+        ):
+            await place(live.http, ADMIN, order("sell", "10", "1875.4"))
+            await maker.expect("order")
+            await place(live.http, DESK_B, order("buy", "4", "1875.5"))
+            for stream in (maker, taker):
+                await stream.expect("fill")
+                await stream.expect("order")
+            mine = (await maker.expect("position"))["position"]
+            assert (mine["symbol"], mine["quantity"], mine["average_price"]) == (
+                "NSE:INFY", "-4", "1875.4",
+            )  # fmt: skip
+            theirs = (await taker.expect("position"))["position"]
+            assert (theirs["quantity"], theirs["buy_value"]) == ("4", "7501.6")
+            assert theirs["last_price"] == "1875.4"
+
     async def test_unknown_actions_are_refused(self, live: LiveApp) -> None:
         async with ws_client(url(live), key=READER_KEY) as ws:
             await ws.send({"action": "subscribe", "symbols": ["NSE:INFY"]})
@@ -214,6 +233,8 @@ class TestAcrossReplicas:
             fill = (await stream.expect("fill"))["fill"]
             assert (fill["liquidity"], fill["side"], fill["price"]) == ("maker", "sell", "1876")
             assert (await stream.expect("order"))["order"]["status"] == "filled"
+            # ...and the position the fill moved, from the matcher that holds it.
+            assert (await stream.expect("position"))["position"]["quantity"] == "-1"
 
             # Each update arrived once: nothing but heartbeats before the pong.
             await stream.send({"action": "ping"})

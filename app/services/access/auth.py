@@ -20,6 +20,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -72,12 +73,19 @@ class AuthService:
             key = ApiKey(DEFAULT_ACCOUNT, ALL_SCOPES, digest(api_key), source="API_KEY")
             self._static[key.key_sha256] = key
         self._keys: dict[str, ApiKey] = dict(self._static)
+        self._position_limits: dict[str, Decimal] = {}
+        self.default_max_position: Decimal | None = None
         self._snapshot: Snapshot | None = None
         self._default_policy = Policy.of("default", rate_limit, rate_limit_burst)
         self._unauthenticated_policy = Policy.of("unauthenticated", unauthenticated_rate_limit)
         self._key_buckets = RateLimiter(clock=clock)
         self._address_buckets = address_limiter(clock)
         self.reload()
+
+    def position_limit(self, account: str) -> Decimal | None:
+        """The account's maximum net position per instrument: its key file's
+        ``max_position``, else ``RISK_MAX_POSITION`` (None: no limit)."""
+        return self._position_limits.get(account, self.default_max_position)
 
     # -- key sources ------------------------------------------------------------------------
 
@@ -134,6 +142,12 @@ class AuthService:
             keys[key.key_sha256] = key
         self._log_changes(self._keys, keys)
         self._keys = keys
+        limits: dict[str, Decimal] = {}
+        for key in keys.values():  # several keys of one account: the smallest limit
+            if key.max_position is not None:
+                known = limits.get(key.account)
+                limits[key.account] = min(known, key.max_position) if known else key.max_position
+        self._position_limits = limits
         self._snapshot = current
         self._key_buckets.retain(set(keys))
         self._set_gauges(skipped)

@@ -19,6 +19,7 @@ import os
 import re
 import secrets
 from dataclasses import dataclass
+from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -57,6 +58,7 @@ class ApiKey:
     burst: int | None = None
     source: str = ""  # "API_KEY" or the key file's name, for logs and `keys list`
     cash: float | None = None  # Kite Connect margins' cash for the account (else KITE_CASH)
+    max_position: Decimal | None = None  # the account's RISK_MAX_POSITION, if it differs
 
     @property
     def fingerprint(self) -> str:
@@ -125,6 +127,7 @@ def parse_key_file(text: str, *, source: str) -> LoadedKey:
     burst = _positive(data, "burst")
     if burst is not None and burst != int(burst):
         raise KeyFileError("burst must be a whole number")
+    max_position = _positive(data, "max_position")
     key = ApiKey(
         account,
         scopes,
@@ -133,6 +136,7 @@ def parse_key_file(text: str, *, source: str) -> LoadedKey:
         int(burst) if burst else None,
         source=source,
         cash=_positive(data, "cash"),
+        max_position=None if max_position is None else Decimal(str(data["max_position"])),
     )
     return LoadedKey(key, plain)
 

@@ -33,6 +33,7 @@ class InstrumentStatus(StrEnum):
     ACTIVE = "active"
     HALTED = "halted"
     DELISTED = "delisted"
+    EXPIRED = "expired"
 
 
 def decimal_text(value: Decimal) -> str:

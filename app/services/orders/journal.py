@@ -48,6 +48,8 @@ class JournalUnit:
     tops: dict[int, TopOfBookChanged] = field(default_factory=dict)
     batch: dict[str, Any] | None = None
     created: set[int] = field(default_factory=set)  # orders this unit placed
+    # The positions this unit's fills moved, as it left them (set by the positions hook)
+    positions: list[Any] | None = None
     future: asyncio.Future[None] | None = None
 
     @property

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
 from sqlalchemy import select
@@ -13,6 +14,7 @@ from app.services.orders.entry import InstrumentControl
 from app.services.orders.service import OrderService
 from app.store.database import Database
 from app.store.journal import trades as trade_rows
+from app.store.ticker import day_stats
 
 
 class MarketDataService:
@@ -74,6 +76,24 @@ class MarketDataService:
             # Canonical hash of the resting book: equal on replicas and after a rebuild (which
             # makes no book for an instrument with no open order and no trade).
             "book_hash": book.state_hash() if book is not None else empty_book_hash(token),
+            "day": await self._day(instrument),
+        }
+
+    async def _day(self, instrument: Instrument) -> dict[str, Any]:
+        """The exchange's trading day so far (OHLC, volume, trades), from the journal."""
+        calendar = self._orders.calendar.for_exchange(instrument.exchange)
+        start, _end, day = calendar.day_bounds(self._orders.now_ns())
+        found = await day_stats(self._database, start, instrument.instrument_token)
+        price, qty = instrument.ticks_to_price, instrument.lots_to_quantity
+        stats = found[0] if found else None
+        return {
+            "trading_day": date.fromordinal(day).isoformat(),
+            "open": None if stats is None else price(stats.open),
+            "high": None if stats is None else price(stats.high),
+            "low": None if stats is None else price(stats.low),
+            "close": None if stats is None else price(stats.close),
+            "volume": qty(0 if stats is None else stats.volume),
+            "trade_count": 0 if stats is None else stats.trades,
         }
 
     async def trades(self, symbol: str, limit: int, cursor: str | None = None) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-from app.engine import NewOrder
+from app.engine import NewOrder, Side
 from app.errors import AppError
 from app.services.instruments.model import Instrument, InstrumentStatus
 from app.services.orders.books import LiveBooks
@@ -22,6 +22,7 @@ from app.services.orders.journal import JournalUnit
 from app.services.orders.parsing import OrderInvalid, OrderRequest, parse_order
 from app.services.orders.records import OrderRecord
 from app.services.orders.risk import RiskChecker, RiskReject
+from app.services.orders.session import SessionGate
 from app.services.render import render_reject, render_result
 
 
@@ -49,10 +50,12 @@ class Placement:
         live: LiveBooks,
         registry: InstrumentControl,
         risk: RiskChecker,
+        session: SessionGate,
     ) -> None:
         self._live = live
         self._registry = registry
         self._risk = risk
+        self._session = session
 
     def place(
         self,
@@ -71,7 +74,7 @@ class Placement:
         seen: set[str] = set()
         for index, item in enumerate(items):
             try:
-                ready = self._prepare(account, index, item, len(prepared))
+                ready = self._prepare(account, index, item, len(prepared), now)
                 cid = ready.request.client_order_id
                 if cid is not None:
                     # Decided here, before the atomic gate: an atomic batch that repeats a
@@ -172,12 +175,13 @@ class Placement:
             return int(instrument.last_price / instrument.tick_size)
         return None
 
-    def _prepare(self, account: str, index: int, item: Any, pending: int) -> _Prepared:
+    def _prepare(self, account: str, index: int, item: Any, pending: int, now: int) -> _Prepared:
         request = parse_order(item)
         instrument = self._registry.snapshot.resolve(request.symbol)
         token = instrument.instrument_token
         if instrument.status is InstrumentStatus.HALTED or token in self._live.halted:
             raise RiskReject("INSTRUMENT_HALTED", f"{instrument.symbol} is halted")
+        self._session.check(instrument, now)
         lots = instrument.quantity_to_lots(request.quantity)
         price = None if request.price is None else instrument.price_to_ticks(request.price)
         trigger = (
@@ -192,6 +196,7 @@ class Placement:
             reference=self.reference(instrument),
             open_orders=self._live.open_count(account) + pending,
         )
+        self._session.check_position(account, instrument, request.side is Side.BUY, lots)
         return _Prepared(index, request, instrument, lots, price, trigger)
 
     def _new_record(self, account: str, batch_id: str, p: _Prepared, now: int) -> OrderRecord:

@@ -34,8 +34,12 @@ from app.services.orders.placement import Placement, single_result
 from app.services.orders.records import CANCELLED, OrderRecord
 from app.services.orders.recovery import load_state
 from app.services.orders.risk import CircuitBreaker, RiskChecker
+from app.services.orders.session import PositionLimit, SessionGate
 from app.services.orders.shard import Shard
+from app.services.orders.trading_day import TradingDay
+from app.services.positions.service import PositionBook
 from app.services.render import render_order
+from app.services.trading_day.calendar import TradingCalendar
 from app.store.database import Database
 
 log = logging.getLogger(__name__)
@@ -54,6 +58,10 @@ class OrderService:
         max_batch_orders: int,
         shard: Shard | None = None,
         clock: Callable[[], int] = time.time_ns,
+        calendar: TradingCalendar | None = None,
+        positions: PositionBook | None = None,
+        position_limit: PositionLimit | None = None,
+        session_check_seconds: float = 1.0,
     ) -> None:
         self.shard = shard or Shard()
         self._database = database
@@ -65,7 +73,26 @@ class OrderService:
         self.max_batch_orders = max_batch_orders
         self._clock = clock
         self._live = LiveBooks(on_trade=self._observe)
-        self._placement = Placement(live=self._live, registry=registry, risk=risk)
+        self.calendar = calendar or TradingCalendar.default()
+        self.session_check_seconds = session_check_seconds
+        self.positions = positions
+        self._gate = SessionGate(self.calendar)
+        if position_limit is not None and positions is not None:
+            self._gate.position_limit = position_limit
+            self._gate.net_position = positions.net
+        self.trading_day = TradingDay(
+            live=self._live,
+            journal=journal,
+            registry=registry,
+            gate=self._gate,
+            metrics=metrics,
+            clock=clock,
+            shard=self.shard,
+            ready=lambda: self.ready,
+        )
+        self._placement = Placement(
+            live=self._live, registry=registry, risk=risk, session=self._gate
+        )
         self._idempotency = IdempotencyGuard(database)
         self._recovery: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()  # set while the books are the journal's
@@ -97,6 +124,9 @@ class OrderService:
 
     async def start(self) -> None:
         self._live.install(await load_state(self._database, self.shard))
+        if self.positions is not None:
+            await self.positions.load()
+        self.trading_day.reset()  # the first request (or tick) sweeps what ended while down
         self._ready.set()
         log.info(
             "books rebuilt from the journal",
@@ -125,6 +155,9 @@ class OrderService:
                 await asyncio.sleep(interval)
                 continue
             self._live.install(state)
+            if self.positions is not None:
+                await self.positions.load()
+            self.trading_day.reset()
             self.journal.recovered()
             log.info("journal available again; books rebuilt from it")
             return
@@ -168,7 +201,10 @@ class OrderService:
                     return stored
             known = await self._known_orders(account, items)
             batch_id = batch_id or secrets.token_hex(12)
-            placed = self._placement.place(account, items, atomic, batch_id, known, self._clock())
+            now = self._clock()
+            if now >= self.trading_day.due:
+                self.trading_day.sweep(now)
+            placed = self._placement.place(account, items, atomic, batch_id, known, now)
             response, unit = placed.response, placed.unit
             self._count(response["accepted"], placed.codes)
             if indices is not None:
@@ -249,6 +285,7 @@ class OrderService:
         await self.journal.enqueue(unit)
 
     async def cancel_order(self, account: str, order_id: int) -> dict[str, Any]:
+        self._sweep_if_due()
         record = self._live.own_live(account, order_id)
         if record is None:
             raise await self._not_live(account, order_id)
@@ -265,11 +302,13 @@ class OrderService:
     ) -> dict[str, Any]:
         if quantity is None and price is None:
             raise ValidationFailed("give quantity and/or price")
+        now = self._sweep_if_due()
         record = self._live.own_live(account, order_id)
         if record is None:
             raise await self._not_live(account, order_id)
         self.journal.check_available()
         instrument = self._registry.snapshot.instrument(record.instrument_token)
+        self._gate.check(instrument, now)  # an OrderReject answers 422 with its code
         lots = None if quantity is None else instrument.quantity_to_lots(quantity)
         ticks = None if price is None else instrument.price_to_ticks(price)
         self._risk.check(  # a RiskReject answers 422 with its code
@@ -298,6 +337,7 @@ class OrderService:
         (e.g. ``CANCEL_ON_DISCONNECT``) in the journaled order, its update and its webhook."""
         token = None if symbol is None else self._registry.snapshot.lookup(symbol).instrument_token
         self.journal.check_available()
+        self._sweep_if_due()
         live = self._live
         mine = [
             live.records[order_id]
@@ -332,6 +372,21 @@ class OrderService:
             self._live.halted.discard(instrument_token)
             self._breaker.reset(instrument_token)
         return updated
+
+    # --- the trading day -------------------------------------------------------------------
+
+    def now_ns(self) -> int:
+        """The service's clock (``app.services.clock``)."""
+        return self._clock()
+
+    def _sweep_if_due(self) -> int:
+        now = self._clock()
+        if now >= self.trading_day.due:
+            self.trading_day.sweep(now)
+        return now
+
+    async def keep_trading_day(self, interval: float) -> None:
+        await self.trading_day.keep(interval)
 
     def is_halted(self, instrument_token: int) -> bool:
         return instrument_token in self._live.halted

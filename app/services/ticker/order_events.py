@@ -1,7 +1,9 @@
 """Order and fill updates for ``/ws/orders``, rendered from committed journal units.
 
 Per unit, an account gets its fills first (``{"type": "fill", "fill": {...}}``), then each of
-its orders' new state (``{"type": "order", "order": {...}}``), in journal order. Only the
+its orders' new state (``{"type": "order", "order": {...}}``), then each position the fills
+moved (``{"type": "position", "position": {...}}``, marked at the unit's last trade price),
+in journal order. Only the
 accounts in ``wanted`` are rendered, so an idle stream costs nothing.
 """
 
@@ -13,6 +15,7 @@ import orjson
 
 from app.services.instruments.model import Instrument
 from app.services.orders.journal import JournalUnit
+from app.services.positions.reads import render_position
 from app.services.render import render_account_fill, render_order_update
 
 InstrumentOf = Callable[[int], Instrument | None]
@@ -59,4 +62,14 @@ def order_events(
                 continue
             order = render_order_update(instrument, row, created=row["order_id"] in unit.created)
             out.append((account, "order", orjson.dumps({"type": "order", "order": order})))
+        for p in unit.positions or ():
+            if p.account not in wanted:
+                continue
+            instrument = instrument_of(p.instrument_token)
+            if instrument is None:
+                continue
+            last = next(t.price for k, t in reversed(unit.trades) if k == p.instrument_token)
+            position = render_position(instrument, p, last)
+            message = orjson.dumps({"type": "position", "position": position})
+            out.append((p.account, "position", message))
     return out

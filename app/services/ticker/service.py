@@ -26,6 +26,7 @@ import orjson
 from app.background import BackgroundTasks
 from app.metrics import Metrics
 from app.services.access.auth import AuthService
+from app.services.clock import SYSTEM_CLOCK, Clock
 from app.services.instruments.snapshot import SnapshotSource
 from app.services.orders.journal import JournalUnit
 from app.services.ticker.config import CancelAll, LocalBooks, TickerLimits
@@ -38,6 +39,7 @@ from app.services.ticker.sessions import SessionLimits, Sessions, Socket
 from app.services.ticker.status import TickerStatus, housekeeping
 from app.services.ticker.subscriptions import SubscriptionService
 from app.services.ticker.ticks import NS_PER_DAY, InstrumentTicks, TickState, render
+from app.services.trading_day.days import TradingDays
 from app.store.database import Database
 from app.store.redis import RedisStore
 from app.store.ticker import day_stats
@@ -59,15 +61,19 @@ class TickerService:
         metrics: Metrics,
         limits: TickerLimits,
         replica_id: str | None = None,
+        days: TradingDays | None = None,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self._local_books = local_books
+        self._days = days
+        self._clock = clock
         self._registry = registry
         self._database = database
         self.subscriptions = subscriptions
         self._metrics = metrics
         self._limits = limits
         self.replica = replica_id or f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
-        self.state = TickState()
+        self.state = TickState() if days is None else TickState(days.day_of)
         self.hub = Hub(
             metrics=metrics,
             queue_limit=limits.send_queue_limit,
@@ -132,9 +138,7 @@ class TickerService:
         indexed, and every later commit carries each changed order's full state, so the
         index converges to the committed books."""
         try:
-            today = time.time_ns() // NS_PER_DAY * NS_PER_DAY
-            for stats in await day_stats(self._database, today):
-                self.state.get(stats.instrument_token).load(stats)
+            await self._load_day_stats()
         except Exception:  # ticks then start from zero volume: worth a log, not a refusal
             log.exception("could not read today's trades; day statistics start empty")
         local = self._local_books
@@ -165,6 +169,27 @@ class TickerService:
         )
         self.status.running = True
         log.info("ticker started", extra={"replica": self.replica})
+
+    async def _load_day_stats(self) -> None:
+        """Each instrument's trading day so far (its exchange's day, UTC by default)."""
+        now = self._clock.now_ns()
+        if self._days is None:
+            today = now // NS_PER_DAY * NS_PER_DAY
+            for stats in await day_stats(self._database, today):
+                self.state.get(stats.instrument_token).load(stats)
+            return
+        by_start: dict[int, set[int]] = {}
+        bounds: dict[int, int] = {}
+        for instrument in self._registry.snapshot:
+            token = instrument.instrument_token
+            start, _end, day = self._days.bounds(token, now)
+            by_start.setdefault(start, set()).add(token)
+            bounds[token] = day
+        for start, tokens in by_start.items():  # one query per distinct day start
+            for stats in await day_stats(self._database, start):
+                if stats.instrument_token in tokens:
+                    token = stats.instrument_token
+                    self.state.get(token).load(stats, bounds[token])
 
     def _load_books(self, local: LocalBooks) -> None:
         for token, book in local.books.items():

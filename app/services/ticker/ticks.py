@@ -11,7 +11,7 @@ so a client that receives every tick sees consecutive numbers and a gap means it
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -52,9 +52,17 @@ _QUOTE_KEYS = (
 _KEYS = {Mode.LTP: _LTP_KEYS, Mode.QUOTE: _QUOTE_KEYS}
 
 
+DayOf = Callable[[int, int], int]  # (instrument token, ts ns) -> its trading day
+
+
+def utc_day(_token: int, ts_ns: int) -> int:
+    return ts_ns // NS_PER_DAY
+
+
 @dataclass(slots=True)
 class InstrumentTicks:
-    """One instrument's trade statistics for the current UTC day, in ticks and lots."""
+    """One instrument's trade statistics for its exchange's current trading day (``day``:
+    the day's ordinal, or the UTC day number by default), in ticks and lots."""
 
     token: int
     seq: int = 0
@@ -69,9 +77,10 @@ class InstrumentTicks:
     trades: int = 0
     changed_ns: int = 0
 
-    def trade(self, trade: Trade) -> None:
+    def trade(self, trade: Trade, day: int | None = None) -> None:
         price, ts = trade.price, trade.timestamp
-        day = ts // NS_PER_DAY
+        if day is None:
+            day = ts // NS_PER_DAY
         if day > self.day:  # the first trade of a new day opens it
             self.day, self.open, self.high, self.low = day, price, price, price
             self.volume = self.trades = 0
@@ -89,9 +98,9 @@ class InstrumentTicks:
         self.trades += 1
         self.changed_ns = max(self.changed_ns, ts)
 
-    def load(self, stats: DayStats) -> None:
+    def load(self, stats: DayStats, day: int | None = None) -> None:
         """The day so far, read from the journal at start (before any new trade)."""
-        self.day = stats.last_ns // NS_PER_DAY
+        self.day = stats.last_ns // NS_PER_DAY if day is None else day
         self.open, self.high, self.low = stats.open, stats.high, stats.low
         self.ltp, self.last_quantity = stats.close, stats.last_quantity
         self.last_trade_ns = self.changed_ns = stats.last_ns
@@ -162,9 +171,10 @@ class DepthIndex:
 class TickState:
     """Every instrument's statistics and depth; ``apply`` returns the instruments changed."""
 
-    def __init__(self) -> None:
+    def __init__(self, day_of: DayOf = utc_day) -> None:
         self.instruments: dict[int, InstrumentTicks] = {}
         self.depth = DepthIndex()
+        self.day_of = day_of
 
     def get(self, token: int) -> InstrumentTicks:
         state = self.instruments.get(token)
@@ -183,7 +193,7 @@ class TickState:
                     state = self.get(token)
                     state.changed_ns = max(state.changed_ns, row["updated_ns"])
             for token, trade in unit.trades:
-                self.get(token).trade(trade)
+                self.get(token).trade(trade, self.day_of(token, trade.timestamp))
                 changed.add(token)
             for token, top in unit.tops.items():
                 changed.add(token)

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import stat
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -55,6 +56,11 @@ class TestParseKeyFile:
             ({"account": "a", "scopes": ["read"], "key": PLAIN, "rate_limit": "9"}, "rate_limit"),
             ({"account": "a", "scopes": ["read"], "key": PLAIN, "rate_limit": True}, "rate_limit"),
             ({"account": "a", "scopes": ["read"], "key": PLAIN, "burst": 2.5}, "whole number"),
+            ({"account": "a", "scopes": ["read"], "key": PLAIN, "max_position": 0}, "max_position"),
+            (
+                {"account": "a", "scopes": ["read"], "key": PLAIN, "max_position": "9"},
+                "max_position",
+            ),
         ],
     )
     def test_rejects_with_a_reason_that_never_quotes_the_key(
@@ -65,6 +71,11 @@ class TestParseKeyFile:
             parse_key_file(text, source="x.json")
         assert problem in str(caught.value)
         assert PLAIN not in str(caught.value)
+
+    def test_max_position_is_exact(self) -> None:
+        body = {"account": "a", "scopes": ["trade"], "key": PLAIN, "max_position": 0.1}
+        loaded = parse_key_file(json.dumps(body), source="a.json")
+        assert loaded.key.max_position == Decimal("0.1")
 
     def test_scopes_from_a_comma_list(self) -> None:
         assert parse_scopes("read, trade") == {Scope.READ, Scope.TRADE}

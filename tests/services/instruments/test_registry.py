@@ -64,7 +64,7 @@ class TestLoad:
         count = await store.count()
         assert result.refreshed
         assert result.instruments == count == len(registry.snapshot)
-        assert result.counts == {"active": count, "halted": 0, "delisted": 0}
+        assert result.counts == {"active": count, "halted": 0, "delisted": 0, "expired": 0}
         assert registry.is_loaded()
         assert registry.snapshot.resolve("NSE:INFY").tick_size == Decimal("0.05")
         health = registry.health()

@@ -53,7 +53,7 @@ def snapshot() -> RegistrySnapshot:
             inst(
                 10,
                 "NFO",
-                "NIFTY26NOVFUT",
+                "NIFTY36NOVFUT",
                 name="NIFTY",
                 instrument_type="FUT",
                 segment="NFO-FUT",
@@ -80,7 +80,7 @@ class TestLookups:
 
     def test_bare_symbol_when_one_exchange_lists_it(self, snapshot: RegistrySnapshot) -> None:
         assert snapshot.resolve("TCS").instrument_token == 2
-        assert snapshot.resolve("NIFTY26NOVFUT").lot_size == 50
+        assert snapshot.resolve("NIFTY36NOVFUT").lot_size == 50
 
     def test_bare_symbol_on_two_exchanges_is_ambiguous(self, snapshot: RegistrySnapshot) -> None:
         with pytest.raises(AmbiguousSymbol) as caught:
@@ -105,7 +105,7 @@ class TestLookups:
 
     def test_a_token_in_digits_stands_for_a_symbol(self, snapshot: RegistrySnapshot) -> None:
         assert snapshot.lookup("2").symbol == "NSE:TCS"
-        assert snapshot.resolve("10").symbol == "NFO:NIFTY26NOVFUT"
+        assert snapshot.resolve("10").symbol == "NFO:NIFTY36NOVFUT"
         for unknown in ("999", "0", "-2", "２", "2.0"):
             with pytest.raises(UnknownInstrument):
                 snapshot.lookup(unknown)
@@ -135,8 +135,13 @@ class TestLookups:
         assert snapshot.resolve("HALTCO").status is InstrumentStatus.HALTED
 
     def test_counts_by_status(self, snapshot: RegistrySnapshot) -> None:
-        assert snapshot.counts == {"active": 6, "halted": 1, "delisted": 3}
-        assert RegistrySnapshot.empty().counts == {"active": 0, "halted": 0, "delisted": 0}
+        assert snapshot.counts == {"active": 6, "halted": 1, "delisted": 3, "expired": 0}
+        assert RegistrySnapshot.empty().counts == {
+            "active": 0,
+            "halted": 0,
+            "delisted": 0,
+            "expired": 0,
+        }
 
 
 class TestWithInstrument:
@@ -148,7 +153,7 @@ class TestWithInstrument:
         assert changed.resolve("NSE:INFY").status is InstrumentStatus.HALTED
         assert changed.instrument(1) is halted
         assert [i.instrument_token for i in changed] == list(range(1, 11))
-        assert changed.counts == {"active": 5, "halted": 2, "delisted": 3}
+        assert changed.counts == {"active": 5, "halted": 2, "delisted": 3, "expired": 0}
         assert snapshot.resolve("NSE:INFY").status is InstrumentStatus.ACTIVE
         assert snapshot.counts["halted"] == 1
 
@@ -176,7 +181,7 @@ class TestSearch:
         assert tokens(instrument_type="FUT") == [10]
         assert tokens(segment="nfo-fut") == [10]
         assert tokens(q="infosys") == [1, 3]
-        assert tokens(q="nifty26") == [10]
+        assert tokens(q="nifty36") == [10]
         assert tokens(q="INFY", exchange="NSE") == [1]
         assert tokens(q="zzz") == []
 

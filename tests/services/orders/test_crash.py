@@ -20,6 +20,8 @@ from app.engine import OrderBook, Sequencer
 from app.services.orders.recovery import load_state
 from app.store.database import Database
 from tests.conftest import REDIS_URL
+from tests.support.positions import recomputed
+from tests.support.positions import stored as stored_positions
 from tests.support.servers import ServiceProcess
 from tests.support.trading import ADMIN, DESK_B, service_env
 
@@ -126,6 +128,14 @@ async def run_drill(database_url: str, tmp_path: Path, redis_prefix: str) -> Non
         expected = await expected_hashes(database_url)
         for token, book_hash in hashes.items():
             assert book_hash == expected[token]
+        # Positions moved in the fills' transactions: what survived equals the trades' replay.
+        database = Database.create(database_url)
+        try:
+            replayed = await recomputed(database)
+            assert replayed
+            assert await stored_positions(database) == replayed
+        finally:
+            await database.dispose()
     finally:
         if service.process is not None:
             service.kill()

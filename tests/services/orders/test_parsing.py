@@ -55,7 +55,7 @@ class TestParseOrder:
     def test_every_field_given(self) -> None:
         parsed = parse_order(
             {
-                "symbol": "NFO:BANKNIFTY26NOVFUT",
+                "symbol": "NFO:BANKNIFTY36NOVFUT",
                 "side": "sell",
                 "type": "stop_limit",
                 "quantity": "50",

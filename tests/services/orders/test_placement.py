@@ -20,7 +20,7 @@ from tests.support.trading import order
 
 INFY = 408065
 RELIANCE = 738561
-INFY_FUT = "NFO:INFY26NOVFUT"  # tick 0.1, lot 400
+INFY_FUT = "NFO:INFY36NOVFUT"  # tick 0.1, lot 400
 TCS = 2953217
 
 
