@@ -148,6 +148,7 @@ def create_app(
         kite = build_kite(
             orders=trading.entry,
             reads=trading.reads,
+            positions=trading.positions,
             database=database,
             registry=registry,
             ticker=ticker,

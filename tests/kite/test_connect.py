@@ -287,6 +287,27 @@ class TestAccount:
         assert await call(kite.positions) == {"net": [], "day": []}
         assert await call(kite.holdings) == []
 
+    async def test_positions_are_ours_in_kites_shape(self, live: LiveApp) -> None:
+        buyer, seller = client(live), client(live, DESK_B, DESK_B_KEY)
+        await place(seller, "SELL", 5, 1876.0)
+        await place(buyer, "BUY", 3, 1876.0)  # buys 3 of the 5
+        ours = (await live.http.get("/positions/NSE:INFY", headers=ADMIN)).json()
+        [net] = (await call(buyer.positions))["net"]
+        assert (net["tradingsymbol"], net["exchange"], net["instrument_token"]) == (
+            "INFY",
+            "NSE",
+            408065,
+        )
+        assert net["quantity"] == 3 == float(ours["quantity"])
+        assert net["buy_quantity"] == 3
+        assert net["buy_price"] == net["average_price"] == 1876.0
+        assert net["pnl"] == float(ours["pnl"])
+        [day] = (await call(buyer.positions))["day"]
+        assert day["quantity"] == day["day_buy_quantity"] == 3
+        [short] = (await call(seller.positions))["net"]
+        assert short["quantity"] == -3
+        assert short["sell_value"] == 3 * 1876.0
+
 
 class TestDispatch:
     async def test_our_api_is_unchanged_without_the_header(self, live: LiveApp) -> None:

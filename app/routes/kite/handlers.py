@@ -10,7 +10,7 @@ from app.errors import ValidationFailed
 from app.routes.kite.app import Csv, KiteCall, KiteRoute, TokenMismatch, route
 from app.routes.responses import INT64_MAX
 from app.services.access.auth import Scope
-from app.services.kite.account import positions_of, profile
+from app.services.kite.account import profile
 
 READ, TRADE = Scope.READ, Scope.TRADE
 
@@ -61,7 +61,7 @@ async def get_margins(call: KiteCall) -> Any:
 
 
 async def get_positions(call: KiteCall) -> Any:
-    return positions_of(call.account)
+    return await call.kite.account.positions(call.account)
 
 
 async def get_holdings(call: KiteCall) -> Any:

@@ -7,8 +7,8 @@ price, times the remaining quantity; buys and sells alike) is ``utilised.debits`
 ``net`` is cash less that. Instruments on MCX count in the ``commodity`` segment, the rest
 in ``equity``.
 
-Positions and holdings come from the account's positions, which another component owns
-(``positions_of``: the one adapter to point at it); until then both are empty lists.
+Positions come from our positions (``app.services.positions``), mapped to Kite's shape
+(``kite_position``); holdings are an empty list (every position is shown under positions).
 """
 
 from __future__ import annotations
@@ -17,8 +17,11 @@ from decimal import Decimal
 from typing import Any
 
 from app.errors import ValidationFailed
+from app.services.instruments.model import Instrument
 from app.services.instruments.snapshot import RegistrySnapshot, SnapshotSource
+from app.services.kite.shapes import number
 from app.services.orders.reads import OrderReads
+from app.services.positions.reads import PositionReads
 
 SEGMENTS = ("equity", "commodity")
 PRODUCTS = ["CNC", "MIS", "NRML"]
@@ -30,11 +33,52 @@ def segment_of(exchange: str) -> str:
     return "commodity" if exchange == "MCX" else "equity"
 
 
-def positions_of(account: str) -> dict[str, list[dict[str, Any]]]:
-    """The account's positions in Kite's shape (``net`` and ``day``). The positions come
-    from the trading-day component when the two are merged; this adapter answers with no
-    positions on its own."""
-    return {"net": [], "day": []}
+def kite_position(instrument: Instrument, p: dict[str, Any], *, day: bool) -> dict[str, Any]:
+    """One of our positions (``GET /positions``'s item) in Kite's shape: the net position,
+    or (``day``) what was bought and sold today. Product ``NRML``: our positions are per
+    account and instrument, not per product; close price, M2M split and multiplier are
+    Kite's defaults."""
+    today = p["day"]
+    buy_quantity = number(today["buy_quantity"] if day else p["buy_quantity"])
+    sell_quantity = number(today["sell_quantity"] if day else p["sell_quantity"])
+    buy_value = number(today["buy_value"] if day else p["buy_value"])
+    sell_value = number(today["sell_value"] if day else p["sell_value"])
+    pnl = number(p["pnl"])
+    return {
+        "tradingsymbol": instrument.tradingsymbol,
+        "exchange": instrument.exchange,
+        "instrument_token": instrument.instrument_token,
+        "product": "NRML",
+        "quantity": number(p["day_quantity"] if day else p["quantity"]),
+        "overnight_quantity": 0 if day else number(p["overnight_quantity"]),
+        "multiplier": 1,
+        "average_price": number(p["average_price"]),
+        "close_price": 0,
+        "last_price": number(p["last_price"]),
+        "value": sell_value - buy_value,
+        "pnl": pnl,
+        "m2m": pnl,
+        "unrealised": number(p["unrealised_pnl"]),
+        "realised": number(p["realised_pnl"]),
+        "buy_quantity": buy_quantity,
+        "buy_price": _price(buy_value, buy_quantity),
+        "buy_value": buy_value,
+        "buy_m2m": buy_value,
+        "sell_quantity": sell_quantity,
+        "sell_price": _price(sell_value, sell_quantity),
+        "sell_value": sell_value,
+        "sell_m2m": sell_value,
+        "day_buy_quantity": number(today["buy_quantity"]),
+        "day_buy_price": _price(number(today["buy_value"]), number(today["buy_quantity"])),
+        "day_buy_value": number(today["buy_value"]),
+        "day_sell_quantity": number(today["sell_quantity"]),
+        "day_sell_price": _price(number(today["sell_value"]), number(today["sell_quantity"])),
+        "day_sell_value": number(today["sell_value"]),
+    }
+
+
+def _price(value: float, quantity: float) -> float:
+    return 0 if not quantity else round(value / quantity, 8)
 
 
 def profile(account: str, snapshot: RegistrySnapshot) -> dict[str, Any]:
@@ -84,9 +128,32 @@ def _segment(cash: Decimal, used: Decimal) -> dict[str, Any]:
 
 
 class KiteAccount:
-    def __init__(self, *, reads: OrderReads, registry: SnapshotSource) -> None:
+    def __init__(
+        self, *, reads: OrderReads, registry: SnapshotSource, positions: PositionReads
+    ) -> None:
         self._reads = reads
         self._registry = registry
+        self._positions = positions
+
+    async def positions(self, account: str) -> dict[str, list[dict[str, Any]]]:
+        """``GET /portfolio/positions``: ``net`` (every position the account holds or held)
+        and ``day`` (those traded today), from our positions (weighted average cost)."""
+        snapshot = self._registry.snapshot
+        net: list[dict[str, Any]] = []
+        day: list[dict[str, Any]] = []
+        cursor = None
+        while True:
+            page = await self._positions.list_positions(account, limit=_PAGE, cursor=cursor)
+            for item in page["items"]:
+                instrument = snapshot.instrument(item["instrument_token"])
+                net.append(kite_position(instrument, item, day=False))
+                if item["day"]["trading_day"] is not None and (
+                    number(item["day"]["buy_quantity"]) or number(item["day"]["sell_quantity"])
+                ):
+                    day.append(kite_position(instrument, item, day=True))
+            cursor = page["next_cursor"]
+            if cursor is None:
+                return {"net": net, "day": day}
 
     async def _used(self, account: str) -> dict[str, Decimal]:
         used = dict.fromkeys(SEGMENTS, Decimal(0))

@@ -13,6 +13,7 @@ from app.services.kite.orders import KiteOrders
 from app.services.kite.ticker import KiteCodec, KiteTickerSessions
 from app.services.orders.entry import OrderEntry
 from app.services.orders.reads import OrderReads
+from app.services.positions.reads import PositionReads
 from app.services.ticker import CandleService, TickerService
 from app.store.database import Database
 
@@ -30,6 +31,7 @@ def build_kite(
     *,
     orders: OrderEntry,
     reads: OrderReads,
+    positions: PositionReads,
     database: Database,
     registry: InstrumentRegistry,
     ticker: TickerService,
@@ -44,7 +46,7 @@ def build_kite(
     return KiteServices(
         orders=kite_orders,
         market=KiteMarket(registry=registry, snapshots=ticker.snapshots, candles=candles),
-        account=KiteAccount(reads=reads, registry=registry),
+        account=KiteAccount(reads=reads, registry=registry, positions=positions),
         ticker=KiteTickerSessions(
             hub=ticker.hub,
             auth=auth,
