@@ -1,4 +1,5 @@
-"""How the service shows an instant, an order and a fill: the one renderer of every channel.
+"""How the service shows an instant, an order, a fill and a position: the one renderer of
+every channel.
 
 Inside, prices are ticks, quantities lots and instants nanoseconds (integers); outside they are
 decimal strings on the instrument's grid and RFC 3339 UTC. An order looks the same on every
@@ -19,12 +20,13 @@ A fill: inside an order (``render_fill``), one of the account's fills (``render_
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
 from app.services.instruments.model import Instrument, decimal_text
 from app.services.orders.records import REJECTED, Fill, OrderRecord
+from app.services.positions.ledger import Position
 
 _AVERAGE_DIGITS = 8
 
@@ -110,10 +112,17 @@ def render_order_event(instrument: Instrument, row: Mapping[str, Any]) -> dict[s
 def average_price(instrument: Instrument, fills: list[Fill], filled: int) -> str | None:
     if not fills or filled <= 0:
         return None
-    value = sum(fill.price * fill.quantity for fill in fills)
-    if value % filled == 0:
-        return instrument.ticks_to_price(value // filled)
-    exact = Decimal(value) * instrument.tick_size / Decimal(filled)
+    return _average(instrument, sum(fill.price * fill.quantity for fill in fills), filled)
+
+
+def _average(instrument: Instrument, value: int, quantity: int) -> str | None:
+    """``value`` (ticks times lots) over ``quantity`` lots as a price: exact on the tick grid
+    when it divides, else to 8 more digits than the tick."""
+    if quantity == 0:
+        return None
+    if value % quantity == 0:
+        return instrument.ticks_to_price(value // quantity)
+    exact = Decimal(value) * instrument.tick_size / Decimal(quantity)
     return decimal_text(round(exact, instrument.tick_digits + _AVERAGE_DIGITS))
 
 
@@ -217,6 +226,46 @@ def render_event_fill(
         "quantity": instrument.lots_to_quantity(quantity),
         "liquidity": liquidity,
         "executed_at": iso_time(ts_ns),
+    }
+
+
+# --- positions --------------------------------------------------------------------------------
+
+
+def render_position(instrument: Instrument, p: Position, last_price: int | None) -> dict[str, Any]:
+    """A position (``GET /positions``, ``/ws/orders``): quantities, prices and money as
+    decimal strings; unrealised P&L marked at ``last_price`` (ticks)."""
+    lots, ticks = instrument.lots_to_quantity, instrument.ticks_to_price
+    money = instrument.tick_size * instrument.lot_size
+    unrealised = p.unrealised(last_price)
+
+    def value(v: int) -> str:
+        return decimal_text(Decimal(v) * money)
+
+    return {
+        "symbol": instrument.symbol,
+        "instrument_token": instrument.instrument_token,
+        "quantity": lots(p.net),
+        "overnight_quantity": lots(p.overnight),
+        "day_quantity": lots(p.day_buy_quantity - p.day_sell_quantity),
+        "average_price": _average(instrument, p.open_value, abs(p.net)),
+        "last_price": None if last_price is None else ticks(last_price),
+        "buy_quantity": lots(p.buy_quantity),
+        "buy_value": value(p.buy_value),
+        "buy_price": _average(instrument, p.buy_value, p.buy_quantity),
+        "sell_quantity": lots(p.sell_quantity),
+        "sell_value": value(p.sell_value),
+        "sell_price": _average(instrument, p.sell_value, p.sell_quantity),
+        "realised_pnl": value(p.realised),
+        "unrealised_pnl": value(unrealised),
+        "pnl": value(p.realised + unrealised),
+        "day": {
+            "trading_day": date.fromordinal(p.day).isoformat() if p.day else None,
+            "buy_quantity": lots(p.day_buy_quantity),
+            "buy_value": value(p.day_buy_value),
+            "sell_quantity": lots(p.day_sell_quantity),
+            "sell_value": value(p.day_sell_value),
+        },
     }
 
 

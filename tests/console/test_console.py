@@ -234,7 +234,8 @@ class TestTicket:
         await place(http, DESK_B, side="sell", quantity="1", price="1860")
         await expect(page.locator("#fills tr").first).to_contain_text("1860.00")
         await expect(page.locator("#working tr").first).to_contain_text("partially_filled")
-        await expect(page.locator("#positions-note")).to_contain_text("not available")
+        row = page.locator('#positions tr[data-symbol="NSE:INFY"]')
+        await expect(row.locator("td").nth(1)).to_have_text("1")  # the fill moved the position
 
     async def test_positions_when_the_service_has_them(
         self, page: Page, server: LiveServer, http: httpx.AsyncClient

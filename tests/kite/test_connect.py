@@ -171,8 +171,8 @@ class TestMarketData:
         nfo = await call(kite.instruments, "NFO")
         assert nfo
         assert all(i["exchange"] == "NFO" for i in nfo)
-        future = next(i for i in nfo if i["tradingsymbol"] == "NIFTY26NOVFUT")
-        assert future["expiry"] == datetime.date(2026, 11, 26)
+        future = next(i for i in nfo if i["tradingsymbol"] == "NIFTY36NOVFUT")
+        assert future["expiry"] == datetime.date(2036, 11, 27)
         assert (future["lot_size"], future["tick_size"]) == (50, 0.05)
 
     async def test_quotes_equal_our_order_book_and_trades(self, live: LiveApp) -> None:

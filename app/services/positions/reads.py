@@ -8,23 +8,20 @@ so a position untouched since an earlier day shows all of itself as overnight.
 
 from __future__ import annotations
 
-from datetime import date
-from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import select
 
 from app.services.clock import Clock
 from app.services.cursors import decode_cursor, encode_cursor
-from app.services.instruments.model import Instrument, decimal_text
+from app.services.instruments.model import Instrument
 from app.services.instruments.snapshot import SnapshotSource
 from app.services.positions.ledger import Position
+from app.services.render import render_position
 from app.services.trading_day.calendar import TradingCalendar
 from app.store.database import Database
 from app.store.journal import trades
 from app.store.positions import COLUMNS, load_positions
-
-_AVERAGE_DIGITS = 8
 
 
 class PositionReads:
@@ -110,47 +107,3 @@ class PositionReads:
         calendar = self._calendar.for_exchange(instrument.exchange)
         today = calendar.day_bounds(self._clock.now_ns())[2]
         return render_position(instrument, stored.on_day(today), last_price)
-
-
-def render_position(instrument: Instrument, p: Position, last_price: int | None) -> dict[str, Any]:
-    """A position as the API shows it: quantities, prices and money as decimal strings."""
-    lots, ticks = instrument.lots_to_quantity, instrument.ticks_to_price
-    money = instrument.tick_size * instrument.lot_size
-    unrealised = p.unrealised(last_price)
-
-    def value(v: int) -> str:
-        return decimal_text(Decimal(v) * money)
-
-    def average(v: int, quantity: int) -> str | None:
-        if quantity == 0:
-            return None
-        if v % quantity == 0:
-            return ticks(v // quantity)
-        exact = Decimal(v) * instrument.tick_size / Decimal(quantity)
-        return decimal_text(round(exact, instrument.tick_digits + _AVERAGE_DIGITS))
-
-    return {
-        "symbol": instrument.symbol,
-        "instrument_token": instrument.instrument_token,
-        "quantity": lots(p.net),
-        "overnight_quantity": lots(p.overnight),
-        "day_quantity": lots(p.day_buy_quantity - p.day_sell_quantity),
-        "average_price": average(p.open_value, abs(p.net)),
-        "last_price": None if last_price is None else ticks(last_price),
-        "buy_quantity": lots(p.buy_quantity),
-        "buy_value": value(p.buy_value),
-        "buy_price": average(p.buy_value, p.buy_quantity),
-        "sell_quantity": lots(p.sell_quantity),
-        "sell_value": value(p.sell_value),
-        "sell_price": average(p.sell_value, p.sell_quantity),
-        "realised_pnl": value(p.realised),
-        "unrealised_pnl": value(unrealised),
-        "pnl": value(p.realised + unrealised),
-        "day": {
-            "trading_day": date.fromordinal(p.day).isoformat() if p.day else None,
-            "buy_quantity": lots(p.day_buy_quantity),
-            "buy_value": value(p.day_buy_value),
-            "sell_quantity": lots(p.day_sell_quantity),
-            "sell_value": value(p.day_sell_value),
-        },
-    }

@@ -15,8 +15,7 @@ import orjson
 
 from app.services.instruments.model import Instrument
 from app.services.orders.journal import JournalUnit
-from app.services.positions.reads import render_position
-from app.services.render import render_account_fill, render_order_update
+from app.services.render import render_account_fill, render_order_update, render_position
 
 InstrumentOf = Callable[[int], Instrument | None]
 
