@@ -15,26 +15,13 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from app.errors import InstrumentError, ValidationFailed
+from app.services.instruments.importer import COLUMNS  # Kite's dump: what we import, we serve
 from app.services.instruments.model import Instrument, decimal_text
 from app.services.instruments.snapshot import SnapshotSource
 from app.services.kite.shapes import number
 from app.services.kite.zones import NS, candle_time, kite_time, parse_local
 from app.services.ticker import CandleService
 
-COLUMNS = (
-    "instrument_token",
-    "exchange_token",
-    "tradingsymbol",
-    "name",
-    "last_price",
-    "expiry",
-    "strike",
-    "tick_size",
-    "lot_size",
-    "instrument_type",
-    "segment",
-    "exchange",
-)
 INTERVALS = {
     "minute": "1m",
     "3minute": "3m",
