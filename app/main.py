@@ -160,6 +160,8 @@ def create_app(
             max_connections_per_key=settings.ticker.max_connections_per_key,
         )
         trading.keep_trading_day(background)
+        if settings.cluster.role is not Role.MATCHER:  # where Kite's API is served
+            await kite.orders.rearm_ttl(clock.now_ns())
         state = AppState(
             settings=settings,
             metrics=metrics,

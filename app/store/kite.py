@@ -1,6 +1,6 @@
-"""The account's trades as the Kite adapter lists them: each with the account's own order
-(its id, side and ``client_order_id``), oldest first. A trade between two orders of the
-account is two rows, one per order."""
+"""What the Kite adapter reads of the journal: the account's trades, each with the account's
+own order (its id, side and ``client_order_id``), oldest first (a trade between two orders of
+the account is two rows, one per order); and the working orders that carry a Kite TTL."""
 
 from __future__ import annotations
 
@@ -40,3 +40,17 @@ async def account_trades(
         rows = list((await conn.execute(query)).all())
     rows.reverse()
     return rows
+
+
+_WORKING = ("open", "partially_filled", "pending_trigger")
+
+
+async def working_ttl_orders(database: Database) -> list[Any]:
+    """Every account's working orders placed with Kite's ``TTL`` validity (their
+    ``client_order_id`` says so): ``account``, ``order_id``, ``client_order_id``,
+    ``created_ns``."""
+    query = select(
+        orders.c.account, orders.c.order_id, orders.c.client_order_id, orders.c.created_ns
+    ).where(orders.c.status.in_(_WORKING), orders.c.client_order_id.like("kite:%:TTL:%"))
+    async with database.engine.connect() as conn:
+        return list((await conn.execute(query)).all())

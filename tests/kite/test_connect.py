@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import datetime
 import json
+import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -152,6 +153,24 @@ class TestOrders:
             "CANCELLED",
             2,
         )
+
+    async def test_ttl_timers_are_armed_again_from_the_journal(self, live: LiveApp) -> None:
+        """What a restart does: the process's timers are gone, ``rearm_ttl`` (run at start)
+        reads the working TTL orders back and gives each what is left of its minutes."""
+        orders = live.state["kite"].orders
+        orders.ttl_unit_seconds = 0.3
+        kite = client(live)
+        order_id = await place(kite, "BUY", 2, 1870.0, validity="TTL", validity_ttl=2)
+        await place(kite, "BUY", 1, 1869.0, validity="DAY")  # no TTL: not armed
+        orders.stop()  # the timers of a process that ended
+        assert await orders.rearm_ttl(time.time_ns()) == 1
+        for _ in range(50):
+            statuses = {o["order_id"]: o["status"] for o in await call(kite.orders)}
+            if statuses[order_id] != "OPEN":
+                break
+            await asyncio.sleep(0.1)
+        assert statuses[order_id] == "CANCELLED"
+        assert list(statuses.values()).count("OPEN") == 1  # the DAY order rests
 
     async def test_generate_session_exchanges_a_key_for_itself(self, live: LiveApp) -> None:
         kite = KiteConnect(api_key=DESK_A, root=f"http://127.0.0.1:{live.port}")

@@ -2,8 +2,9 @@
 in Kite's shapes (``shapes``; Kite's product, validity and tag travel in the order's
 ``client_order_id``).
 
-``TTL`` orders rest as ``DAY`` orders and are cancelled when their minutes are up (a timer of
-this process: a restart forgets it, the order then ends with the day as DAY orders do).
+``TTL`` orders rest as ``DAY`` orders and are cancelled when their minutes are up, by a timer
+of this process; at start the timers are armed again from the journal (``rearm_ttl``), so a
+restart does not forget them.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from app.errors import AppError, ValidationFailed
 from app.services.kite.shapes import (
     OUR_ORDER_TYPES,
     KiteOrderMeta,
+    decode_meta,
     encode_meta,
     history,
     kite_order,
@@ -31,7 +33,7 @@ from app.services.kite.shapes import (
 from app.services.orders.entry import InstrumentControl, OrderEntry
 from app.services.orders.reads import OrderReads
 from app.store.database import Database
-from app.store.kite import account_trades
+from app.store.kite import account_trades, working_ttl_orders
 
 log = logging.getLogger(__name__)
 
@@ -156,6 +158,20 @@ class KiteOrders:
     async def _expire(self, account: str, order_id: int) -> None:
         with contextlib.suppress(AppError):
             await self._orders.cancel_order(account, order_id)
+
+    async def rearm_ttl(self, now_ns: int) -> int:
+        """At start: the TTL timers of the working Kite orders the journal holds (a restart
+        forgets the process's timers). Each gets what is left of its minutes, counted from
+        its placing; one whose time is up is cancelled now. Returns how many were armed."""
+        armed = 0
+        for row in await working_ttl_orders(self._database):
+            meta = decode_meta(row.client_order_id)
+            if meta is None or meta.validity_ttl is None:
+                continue
+            left_ns = row.created_ns + meta.validity_ttl * self.ttl_unit_seconds * 1e9 - now_ns
+            self._expire_later(row.account, row.order_id, max(0.0, left_ns / 1e9))
+            armed += 1
+        return armed
 
     def stop(self) -> None:
         for handle in self._timers:
