@@ -1,6 +1,6 @@
 """Kite's shapes of our orders and trades: names and values mapped, nothing recomputed.
 
-``kite_order`` takes an order as our API renders it (``app.services.orders.render``, or an
+``kite_order`` takes an order as our API renders it (``app.services.render``, or an
 order update of ``/ws/orders``: the same field names) and maps it; the history is built from
 the journal's record of the order and its trades (``history``).
 
