@@ -30,6 +30,7 @@ from bench.support import (
     free_port,
     fresh_database,
     serve,
+    serve_app,
     stop,
     wait_ready,
 )
@@ -82,26 +83,6 @@ def run_load(port: int, spec_file: Path, connections: int, seconds: float) -> di
     return json.loads(output.stdout.strip().splitlines()[-1])
 
 
-def serve_echo(workdir: Path, port: int) -> subprocess.Popen[bytes]:
-    log = (workdir / "echo.log").open("wb")
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "bench.echo_app:app",
-            "--port",
-            str(port),
-            "--no-access-log",
-            "--log-level",
-            "warning",
-        ],
-        cwd=ROOT,
-        stdout=log,
-        stderr=log,
-    )
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=float, default=10.0)
@@ -137,7 +118,7 @@ def main() -> None:
         finally:
             stop(service)
         echo_port = free_port()
-        echo = serve_echo(workdir, echo_port)
+        echo = serve_app(workdir, echo_port, "bench.echo_app:app", name="echo")
         try:
             wait_ready(f"http://127.0.0.1:{echo_port}/docs", echo)
             ceiling = run_load(echo_port, spec, args.connections, args.seconds)

@@ -34,6 +34,7 @@ from bench.support import (
     free_port,
     fresh_database,
     serve,
+    serve_app,
     stop,
     wait_ready,
 )
@@ -188,6 +189,12 @@ def main() -> None:
     parser.add_argument("--peer-venv", type=Path, default=Path(tempfile.gettempdir()) / "peer312")
     parser.add_argument("--no-peer", action="store_true")
     parser.add_argument(
+        "--ceiling",
+        action="store_true",
+        help="also measure bench/echo_app.py's bare ASGI app under the same uvicorn settings:"
+        " what uvicorn alone does for the same requests on this machine",
+    )
+    parser.add_argument(
         "--profile",
         type=Path,
         help="py-spy ours during the run with the most connections (raw stacks to this file)",
@@ -211,6 +218,15 @@ def main() -> None:
         finally:
             stop(service)
         summary("ours", result["ours"])
+        if args.ceiling:
+            port = free_port()
+            echo = serve_app(workdir, port, "bench.echo_app:single", name="ceiling")
+            try:
+                wait_ready(f"http://127.0.0.1:{port}/", echo)
+                result["ceiling"] = measure(port, ours_file, args)
+            finally:
+                stop(echo)
+            summary("ceiling", result["ceiling"])
         python = None if args.no_peer else peer_python(args.peer_venv)
         if python is None:
             why = "--no-peer" if args.no_peer else f"no Python 3.12 at {PEER_PYTHON}"
@@ -233,6 +249,16 @@ def main() -> None:
                 for c in result["ours"]["closed"]
             }
             print("ours / peer, orders/s:", result["ratio_orders_per_s"])
+        if "ceiling" in result:
+            result["ratio_to_ceiling"] = {
+                c: round(
+                    result["ours"]["closed"][c]["requests_per_s"]
+                    / max(result["ceiling"]["closed"][c]["requests_per_s"], 1e-9),
+                    2,
+                )
+                for c in result["ours"]["closed"]
+            }
+            print("ours / uvicorn's ceiling, orders/s:", result["ratio_to_ceiling"])
     finally:
         drop_databases(database)
         shutil.rmtree(workdir, ignore_errors=True)

@@ -75,6 +75,19 @@ def serve(
     )
 
 
+def serve_app(workdir: Path, port: int, app: str, *, name: str) -> subprocess.Popen[bytes]:
+    """``app`` (``module:attribute``) under uvicorn with the service's settings: one worker,
+    httptools, uvloop, no access log; its log is ``workdir/{name}.log``."""
+    log = (workdir / f"{name}.log").open("wb")
+    return subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", app, "--port", str(port), "--workers", "1",
+         "--http", "httptools", "--loop", "uvloop", "--no-access-log", "--log-level", "warning"],
+        cwd=ROOT,
+        stdout=log,
+        stderr=log,
+    )  # fmt: skip
+
+
 def wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
