@@ -30,6 +30,7 @@ import sqlite3
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 import psycopg
@@ -72,23 +73,31 @@ class JournalTransaction:
         """PostgreSQL: the whole transaction as ONE statement, each queued statement a
         data-modifying CTE (all run to completion, atomically, whether read or not). A guard
         casts its marker to int unless its UPDATE changed one row: that fails at run time
-        (the CASE depends on the row count, so the planner cannot fold it) and aborts all."""
+        (the CASE depends on the row count, so the planner cannot fold it) and aborts all.
+
+        The statement comes with PostgreSQL's own ``$n`` placeholders (the queued statements
+        are written with ``%s``), for a raw cursor: psycopg converts ``%s`` queries on every
+        execution once they pass 4 kB, as a group's statement does, and that conversion cost
+        more CPU than building the statement."""
         parts: list[str] = []
         params: list[Any] = []
-        checks: list[str] = []
+        guarded: list[int] = []  # the CTEs that are guards
         markers: list[str] = []
         for n, (sql, values, kind) in enumerate(self.statements):
             if kind == MANY:
                 raise ValueError("executemany is for SQLite; on PostgreSQL send arrays")
+            numbered = _numbered(sql, len(params))
             if kind >= 0:
-                parts.append(f"s{n} AS ({sql} RETURNING 1)")
-                checks.append(
-                    f"(CASE WHEN (SELECT count(*) FROM s{n}) = 1 THEN '1' ELSE %s END)::int"
-                )
+                parts.append(f"s{n} AS ({numbered} RETURNING 1)")
+                guarded.append(n)
                 markers.append(self.guards[kind][0])
             else:
-                parts.append(f"s{n} AS ({sql})")
+                parts.append(f"s{n} AS ({numbered})")
             params.extend(values)
+        checks = [
+            f"(CASE WHEN (SELECT count(*) FROM s{n}) = 1 THEN '1' ELSE ${len(params) + i} END)::int"
+            for i, n in enumerate(guarded, 1)
+        ]
         select = "SELECT " + (", ".join(checks) if checks else "1")
         return ("WITH " + ", ".join(parts) + " " + select if parts else select), params + markers
 
@@ -165,7 +174,7 @@ class JournalConnection:
         if not tx.statements and not tx.copies:
             return
         conn = await self._pg_connection()
-        cursor = conn.cursor()
+        cursor = psycopg.AsyncRawCursor(conn)
         sql, params = tx.statement()
         if not tx.copies:  # the usual group: one statement in its own implicit transaction
             await cursor.execute(sql, params)
@@ -229,6 +238,27 @@ class JournalConnection:
 # test, each restart of the writer) churns thread states, and under coverage's greenlet tracing
 # that churn once left the test process's main thread spinning in greenlet's thread clean-up.
 _SQLITE_THREAD = ThreadPoolExecutor(1, thread_name_prefix="journal-sqlite")
+
+
+@lru_cache(maxsize=256)
+def _pieces(sql: str) -> tuple[str, ...]:
+    """``sql`` split at its ``%s`` placeholders (``%%`` is a literal ``%``)."""
+    pieces = sql.replace("%%", "\0").split("%s")
+    if any("%" in piece for piece in pieces):
+        raise ValueError(f"only %s placeholders are supported: {sql!r}")
+    return tuple(piece.replace("\0", "%") for piece in pieces)
+
+
+def _numbered(sql: str, offset: int) -> str:
+    """``sql`` with its ``%s`` placeholders numbered ``$offset+1``, ``$offset+2``, ..."""
+    pieces = _pieces(sql)
+    if len(pieces) == 1:
+        return pieces[0]
+    out = [pieces[0]]
+    for n, piece in enumerate(pieces[1:], offset + 1):
+        out.append(f"${n}")
+        out.append(piece)
+    return "".join(out)
 
 
 def _pg_alive(conn: psycopg.AsyncConnection[Any]) -> bool:

@@ -222,3 +222,25 @@ class TestGuards:
             assert await count(database, webhook_batches) == 1
         finally:
             await connection.close()
+
+
+class TestStatement:
+    def test_placeholders_are_numbered_across_the_statements_and_guards(self) -> None:
+        tx = JournalTransaction(postgres=True)
+        tx.execute("INSERT INTO a VALUES (%s, %s)", (1, 2))
+        tx.require_one("UPDATE b SET x = %s WHERE y LIKE 'z%%'", (3,), StaleFence("stale"))
+        tx.execute("INSERT INTO c SELECT 1")
+        sql, params = tx.statement()
+        assert sql == (
+            "WITH s0 AS (INSERT INTO a VALUES ($1, $2)), "
+            "s1 AS (UPDATE b SET x = $3 WHERE y LIKE 'z%' RETURNING 1), "
+            "s2 AS (INSERT INTO c SELECT 1) "
+            "SELECT (CASE WHEN (SELECT count(*) FROM s1) = 1 THEN '1' ELSE $4 END)::int"
+        )
+        assert params == [1, 2, 3, "journal guard 0: stale"]
+
+    def test_a_placeholder_psycopg_would_read_differently_is_refused(self) -> None:
+        tx = JournalTransaction(postgres=True)
+        tx.execute("INSERT INTO a VALUES (%(name)s)", ())
+        with pytest.raises(ValueError, match="only %s placeholders"):
+            tx.statement()
