@@ -21,7 +21,7 @@ from typing import Any
 import orjson
 from sqlalchemy import insert
 
-from app.errors import AppError, ValidationFailed
+from app.errors import ValidationFailed
 from app.metrics import Metrics
 from app.services.cluster.hop import ReplyListener, ShardTimeout, ShardUnavailable, StreamHop
 from app.services.instruments.model import Instrument
@@ -30,7 +30,7 @@ from app.services.orders.entry import InstrumentControl
 from app.services.orders.errors import OrderNotFound
 from app.services.orders.idempotency import IdempotencyGuard
 from app.services.orders.parsing import parse_batch, parse_order, parse_single
-from app.services.orders.placement import single_result
+from app.services.orders.placement import screen, single_result
 from app.services.orders.shard import shard_of
 from app.services.render import render_reject
 from app.store.database import Database
@@ -94,36 +94,25 @@ class StreamOrderEntry:
     ) -> dict[str, Any]:
         started = time.perf_counter()
         batch_id = secrets.token_hex(12)
-        results: list[dict[str, Any] | None] = [None] * len(items)
-        parts: dict[int, tuple[list[Any], list[int]]] = {}
         snapshot = self._registry.snapshot
-        for index, item in enumerate(items):
-            try:
-                request = parse_order(item)
-                instrument = snapshot.resolve(request.symbol)
-                instrument.quantity_to_lots(request.quantity)
-                for price in (request.price, request.trigger_price):
-                    if price is not None:
-                        instrument.price_to_ticks(price)
-            except AppError as exc:  # OrderReject, or the registry's unknown instrument
-                cid = item.get("client_order_id") if isinstance(item, dict) else None
-                results[index] = render_reject(
-                    index, cid if isinstance(cid, str) else None, exc.code, exc.message
-                )
-                continue
-            orders, indices = parts.setdefault(self._shard(instrument), ([], []))
-            orders.append(item)
+
+        def check(index: int, item: Any) -> int:
+            """What the gateway can check without the book: the order's shard."""
+            request = parse_order(item)
+            instrument = snapshot.resolve(request.symbol)
+            instrument.quantity_to_lots(request.quantity)
+            for price in (request.price, request.trigger_price):
+                if price is not None:
+                    instrument.price_to_ticks(price)
+            return self._shard(instrument)
+
+        screened = screen(items, atomic, check)
+        results = screened.results
+        parts: dict[int, tuple[list[Any], list[int]]] = {}
+        for index, shard in screened.passed:
+            orders, indices = parts.setdefault(shard, ([], []))
+            orders.append(items[index])
             indices.append(index)
-        if atomic and any(r is not None for r in results):
-            for shard_orders, indices in parts.values():
-                for item, index in zip(shard_orders, indices, strict=True):
-                    results[index] = render_reject(
-                        index,
-                        item.get("client_order_id"),
-                        "BATCH_ABORTED",
-                        "not placed: another order of this atomic batch was rejected",
-                    )
-            parts = {}
         if atomic and len(parts) > 1:
             raise ValidationFailed(
                 "an atomic batch must stay within one matcher shard", code="ATOMIC_SPANS_SHARDS"

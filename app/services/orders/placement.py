@@ -9,8 +9,9 @@ The result is the response plus the ``JournalUnit`` holding every row to commit.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from app.engine import NewOrder, Side
 from app.errors import AppError
@@ -24,6 +25,8 @@ from app.services.orders.records import OrderRecord
 from app.services.orders.risk import RiskChecker, RiskReject
 from app.services.orders.session import SessionGate
 from app.services.render import render_reject, render_result
+
+T = TypeVar("T")
 
 
 @dataclass(slots=True)
@@ -68,40 +71,28 @@ class Placement:
     ) -> Placed:
         """``known``: finished orders whose ``client_order_id`` the batch repeats; ``now``:
         the time the orders are placed at (their events' timestamp)."""
-        results: list[dict[str, Any] | None] = [None] * len(items)
-        prepared: list[_Prepared] = []
-        codes: Counter[str] = Counter()
         seen: set[str] = set()
-        for index, item in enumerate(items):
-            try:
-                ready = self._prepare(account, index, item, len(prepared), now)
-                cid = ready.request.client_order_id
-                if cid is not None:
-                    # Decided here, before the atomic gate: an atomic batch that repeats a
-                    # client_order_id places nothing.
-                    if cid in seen:
-                        raise OrderInvalid(
-                            "DUPLICATE_CLIENT_ORDER_ID",
-                            "client_order_id repeats an earlier order of this batch",
-                        )
-                    seen.add(cid)
-                prepared.append(ready)
-            except AppError as exc:  # OrderReject, or the registry's unknown instrument
-                cid = item.get("client_order_id") if isinstance(item, dict) else None
-                results[index] = render_reject(
-                    index, cid if isinstance(cid, str) else None, exc.code, exc.message
-                )
-                codes[exc.code] += 1
-        if atomic and codes:
-            for p in prepared:
-                results[p.index] = render_reject(
-                    p.index,
-                    p.request.client_order_id,
-                    "BATCH_ABORTED",
-                    "not placed: another order of this atomic batch was rejected",
-                )
-                codes["BATCH_ABORTED"] += 1
-            prepared = []
+        pending = 0
+
+        def prepare(index: int, item: Any) -> _Prepared:
+            nonlocal pending
+            ready = self._prepare(account, index, item, pending, now)
+            cid = ready.request.client_order_id
+            if cid is not None:
+                # Decided here, before the atomic gate: an atomic batch that repeats a
+                # client_order_id places nothing.
+                if cid in seen:
+                    raise OrderInvalid(
+                        "DUPLICATE_CLIENT_ORDER_ID",
+                        "client_order_id repeats an earlier order of this batch",
+                    )
+                seen.add(cid)
+            pending += 1
+            return ready
+
+        screened = screen(items, atomic, prepare)
+        results, codes = screened.results, screened.codes
+        prepared = [ready for _, ready in screened.passed]
 
         live = self._live
         unit = JournalUnit()
@@ -221,6 +212,49 @@ class Placement:
         )
         self._live.add(record)
         return record
+
+
+@dataclass(slots=True)
+class Screened(Generic[T]):
+    """A batch after each order's own checks: the rejects' results in place (the other
+    slots None), what passed (index, prepared) and the rejects by code."""
+
+    results: list[dict[str, Any] | None]
+    passed: list[tuple[int, T]]
+    codes: Counter[str]
+
+
+def screen(items: list[Any], atomic: bool, prepare: Callable[[int, Any], T]) -> Screened[T]:
+    """Each order through ``prepare(index, item)``; one that raises an ``AppError`` (an
+    ``OrderReject``, or the registry's unknown instrument) is rejected on its own. In an
+    ``atomic`` batch one reject aborts the rest: nothing passes. The in-process placement and
+    the gateway (before it splits a batch between matchers) screen batches through this."""
+    results: list[dict[str, Any] | None] = [None] * len(items)
+    passed: list[tuple[int, T]] = []
+    codes: Counter[str] = Counter()
+    for index, item in enumerate(items):
+        try:
+            passed.append((index, prepare(index, item)))
+        except AppError as exc:
+            cid = _client_order_id(item)
+            results[index] = render_reject(index, cid, exc.code, exc.message)
+            codes[exc.code] += 1
+    if atomic and codes:
+        for index, _ in passed:
+            results[index] = render_reject(
+                index,
+                _client_order_id(items[index]),
+                "BATCH_ABORTED",
+                "not placed: another order of this atomic batch was rejected",
+            )
+            codes["BATCH_ABORTED"] += 1
+        passed = []
+    return Screened(results, passed, codes)
+
+
+def _client_order_id(item: Any) -> str | None:
+    cid = item.get("client_order_id") if isinstance(item, dict) else None
+    return cid if isinstance(cid, str) else None
 
 
 def single_result(response: dict[str, Any]) -> dict[str, Any]:

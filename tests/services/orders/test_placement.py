@@ -12,8 +12,11 @@ import pytest
 from app.errors import BadRequest, PayloadTooLarge, ValidationFailed
 from app.services.instruments.model import InstrumentStatus
 from app.services.orders.errors import OrderRejectedError
+from app.services.orders.parsing import OrderInvalid, parse_order
+from app.services.orders.placement import screen
 from app.services.orders.service import OrderService
 from app.services.orders.shard import Shard
+from app.services.render import render_reject
 from app.settings import Settings
 from tests.support.orders import batch_body, codes, opened_registry, serving_on, serving_orders
 from tests.support.trading import order
@@ -292,3 +295,46 @@ class TestSingleOrder:
             with pytest.raises(BadRequest) as caught:
                 await orders.place_order("a", b"{'symbol': 'NSE:INFY'}")
         assert caught.value.code == "INVALID_JSON"
+
+
+class TestScreen:
+    """``screen``: the per-order checks both the placement and the gateway run."""
+
+    @staticmethod
+    def check(index: int, item: Any) -> int:
+        if item.get("bad"):
+            raise OrderInvalid("VALIDATION_ERROR", f"order {index} is bad")
+        return int(item["n"])
+
+    def test_a_reject_takes_its_slot_and_the_rest_pass(self) -> None:
+        items = [{"n": 1}, {"bad": True, "client_order_id": "c-2"}, {"n": 3}]
+        screened = screen(items, False, self.check)
+        assert screened.passed == [(0, 1), (2, 3)]
+        assert screened.results[0] is None
+        assert screened.results[2] is None
+        assert screened.results[1] == render_reject(1, "c-2", "VALIDATION_ERROR", "order 1 is bad")
+        assert screened.codes == {"VALIDATION_ERROR": 1}
+
+    def test_one_reject_in_an_atomic_batch_aborts_the_others(self) -> None:
+        items = [{"n": 1, "client_order_id": "c-1"}, {"bad": True}, {"n": 3}]
+        screened = screen(items, True, self.check)
+        assert screened.passed == []
+        assert [r["error"]["code"] for r in screened.results if r] == [
+            "BATCH_ABORTED",
+            "VALIDATION_ERROR",
+            "BATCH_ABORTED",
+        ]
+        assert screened.results[0] is not None
+        assert screened.results[0]["client_order_id"] == "c-1"
+        assert screened.codes == {"VALIDATION_ERROR": 1, "BATCH_ABORTED": 2}
+
+    def test_an_item_that_is_not_an_object_is_rejected_without_an_id(self) -> None:
+        def parse(index: int, item: Any) -> Any:
+            return parse_order(item)
+
+        screened = screen(["not an order"], False, parse)
+        assert screened.passed == []
+        result = screened.results[0]
+        assert result is not None
+        assert result["client_order_id"] is None
+        assert result["error"]["code"] == "VALIDATION_ERROR"
