@@ -1,7 +1,7 @@
 """How a process with local books starts serving them, by role (``app.roots`` calls these).
 
 - ``serve_books``: rebuild the books from the journal and run its writer (``ROLE=all`` on
-  SQLite, where the lifespan already holds the file lock beside the database).
+  SQLite, where ``build_all`` already holds the file lock beside the database).
 - ``hold_journal_claim``: ``ROLE=all`` on PostgreSQL: take the journal's claim (advisory lock
   + fence) and serve, or stay a standby that takes over when the holder's session ends.
 - ``run_matcher``: ``ROLE=matcher``: standby until the shard's lease is ours, then fence the
