@@ -23,8 +23,9 @@ from __future__ import annotations
 
 import gc
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from dataclasses import dataclass
+from typing import Protocol
 
 from app import __version__
 from app.background import BackgroundTasks
@@ -121,7 +122,18 @@ class Service:
                 self.file_claim.release()
 
 
-Builder = Callable[..., Awaitable[Service]]
+class Builder(Protocol):
+    """A role's root. ``journal_claim``: the SQLite file lock when the caller (``serve``) took
+    it already; only ``build_all`` uses it."""
+
+    def __call__(
+        self,
+        settings: Settings,
+        *,
+        metrics: Metrics,
+        clock: Clock,
+        journal_claim: FileClaim | None,
+    ) -> Awaitable[Service]: ...
 
 
 async def build_all(
@@ -144,13 +156,13 @@ async def build_all(
             )
         else:  # SQLite: the file lock is held
             await serve_books(orders, core.background)
-        service = await _assemble(core, entry=orders, market=market, books=orders, claim=claim)
+        return await _assemble(
+            core, entry=orders, market=market, books=orders, claim=claim, file_claim=file_claim
+        )
     except BaseException:
         if file_claim is not None:
             file_claim.release()
         raise
-    service.file_claim = file_claim
-    return service
 
 
 async def build_matcher(
@@ -284,6 +296,7 @@ async def _assemble(
     market: MarketData,
     books: OrderService | None,
     claim: JournalClaimService | None = None,
+    file_claim: FileClaim | None = None,
 ) -> Service:
     """What listens to the journal (webhook outbox, ticker) and what the edges call."""
     settings, database, registry, health = core.settings, core.database, core.registry, core.health
@@ -358,5 +371,11 @@ async def _assemble(
         calendar=sessions,
     )
     return Service(
-        state=state, clock=core.clock, local_books=books, ticker=ticker, kite=kite, claim=claim
+        state=state,
+        clock=core.clock,
+        local_books=books,
+        ticker=ticker,
+        kite=kite,
+        claim=claim,
+        file_claim=file_claim,
     )
