@@ -1,15 +1,16 @@
-"""The app factory: ``create_app(settings)`` wires the object graph once, in the lifespan.
+"""The app factory: ``create_app(settings)`` builds the routes and middleware; its lifespan
+builds the object graph once, with the role's composition root (``app.roots``), starts it,
+and stops it at shutdown.
 
-Start-up order: the journal's file lock (``ROLE=all`` on SQLite: one process per journal, taken
-before migrations touch the file), database (with retries, then migrations), Redis, services,
-background tasks.
-Shutdown runs in reverse: stop background tasks, close Redis, dispose the pool. uvicorn
-handles SIGTERM: it stops accepting, lets in-flight requests finish, then runs our shutdown.
+Start-up order (``app.roots``): the journal's file lock (``ROLE=all`` on SQLite: one process
+per journal, taken before migrations touch the file), database (with retries, then
+migrations), Redis, services, background tasks. Shutdown runs in reverse: stop background
+tasks, close Redis, dispose the pool. uvicorn handles SIGTERM: it stops accepting, lets
+in-flight requests finish, then runs our shutdown.
 """
 
 from __future__ import annotations
 
-import gc
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -20,34 +21,18 @@ from prometheus_fastapi_instrumentator import Instrumentator
 from prometheus_fastapi_instrumentator.metrics import Info
 
 from app import __version__
-from app.background import BackgroundTasks
 from app.metrics import Metrics
 from app.middleware import BodyLimitMiddleware, RequestContextMiddleware
-from app.roles import start_trading
+from app.roots import BUILDERS
 from app.routes import OPEN_PATHS, include_routers
 from app.routes.errors import install_error_handlers
 from app.routes.kite import KiteDispatch
 from app.routes.lean import LeanApp
 from app.routes.openapi import install_openapi
 from app.services.clock import SYSTEM_CLOCK, Clock
-from app.services.health import HealthService
-from app.services.kite.service import build_kite
-from app.services.ticker import CandleService
-from app.services.trading_day.days import TradingDays
-from app.services.trading_day.service import CalendarService
 from app.settings import Role, Settings
 from app.state import AppState
 from app.store.claims import FileClaim
-from app.store.redis import RedisStore
-from app.wiring import (
-    build_auth,
-    claim_journal_file,
-    load_calendar,
-    load_registry,
-    open_database,
-    start_ticker,
-    start_webhooks,
-)
 
 log = logging.getLogger(__name__)
 
@@ -63,148 +48,13 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[AppState]:
-        claim = journal_claim if journal_claim is not None else claim_journal_file(settings)
+        build = BUILDERS[settings.cluster.role]
+        service = await build(settings, metrics=metrics, clock=clock, journal_claim=journal_claim)
         try:
-            async with _running() as state:
-                yield state
+            await service.start()
+            yield service.state
         finally:
-            if claim is not None and journal_claim is None:
-                claim.release()
-
-    @asynccontextmanager
-    async def _running() -> AsyncIterator[AppState]:
-        database = await open_database(settings)
-        log.info(
-            "database ready",
-            extra={"database": database.describe(), "timescaledb": database.timescaledb},
-        )
-        redis = await RedisStore.connect(
-            settings.redis.url,
-            prefix=settings.redis.prefix,
-            socket_timeout=settings.redis.socket_timeout,
-            data_dir=settings.db.data_dir,
-        )
-        background = BackgroundTasks()
-        calendar = load_calendar(settings)
-        auth = build_auth(settings, metrics)
-        background.start("api-key-files", auth.watch(settings.auth.tokens_poll_seconds))
-        health = HealthService(
-            database=database,
-            redis=redis,
-            metrics=metrics,
-            environment=settings.environment.value,
-            version=__version__,
-            timeout=settings.health_check_timeout,
-        )
-        background.start("dependency-checks", health.watch(settings.health_check_interval))
-        registry = await load_registry(settings, database, metrics)
-        health.add_dependency("instrument_registry", registry.health)
-        health.add_readiness_gate("instrument_registry", registry.is_loaded)
-        background.start("instrument-refresh", registry.run_periodic())
-        trading = await start_trading(
-            settings,
-            database=database,
-            redis=redis,
-            registry=registry,
-            metrics=metrics,
-            background=background,
-            calendar=calendar,
-            clock=clock,
-            position_limit=auth.position_limit,
-        )
-        sessions = CalendarService(calendar=calendar, registry=registry, clock=clock)
-        health.add_section("sessions", sessions.health)
-        if trading.journal is not None:
-            health.add_dependency("journal", trading.journal.health)
-        if trading.claim is not None:
-            health.add_readiness_gate(
-                "journal_claim", trading.claim.is_held, detail=trading.claim.waiting_for
-            )
-            health.add_section("journal_claim", trading.claim.health)
-        health.add_readiness_gate("order_books", trading.ready)
-        webhooks, dispatcher = await start_webhooks(
-            settings,
-            database=database,
-            registry=registry,
-            metrics=metrics,
-            background=background,
-            journal=trading.journal,
-        )
-        health.add_dependency("webhooks", dispatcher.health)
-        ticker = await start_ticker(
-            settings,
-            trading=trading,
-            database=database,
-            redis=redis,
-            registry=registry,
-            auth=auth,
-            metrics=metrics,
-            background=background,
-            days=TradingDays(calendar=calendar, registry=registry),
-            clock=clock,
-        )
-        health.add_section("ticker", ticker.health)
-        candles = CandleService(database=database, registry=registry)
-        kite = build_kite(
-            orders=trading.entry,
-            reads=trading.reads,
-            positions=trading.positions,
-            database=database,
-            registry=registry,
-            ticker=ticker,
-            candles=candles,
-            auth=auth,
-            metrics=metrics,
-            cash=settings.kite_cash,
-            max_instruments=settings.ticker.max_instruments_per_connection,
-            max_connections_per_key=settings.ticker.max_connections_per_key,
-        )
-        trading.keep_trading_day(background)
-        if settings.cluster.role is not Role.MATCHER:  # where Kite's API is served
-            await kite.orders.rearm_ttl(clock.now_ns())
-        state = AppState(
-            settings=settings,
-            metrics=metrics,
-            database=database,
-            redis=redis,
-            health=health,
-            auth=auth,
-            background=background,
-            registry=registry,
-            orders=trading.entry,
-            market=trading.market,
-            order_reads=trading.reads,
-            webhooks=webhooks,
-            ticker=ticker,
-            subscriptions=ticker.subscriptions,
-            candles=candles,
-            kite=kite,
-            positions=trading.positions,
-            calendar=sessions,
-        )
-        # Everything built so far (registry, books) lives as long as the process: keep it out
-        # of the collector's passes, which shortens GC pauses on the order path.
-        gc.freeze()
-        # The order path allocates many short-lived objects; with the default threshold
-        # (700) young collections run every few orders and, as open orders accumulate,
-        # the older generations get expensive. A larger threshold trades a little memory for
-        # far fewer passes (measured in bench/orders.py).
-        gc.set_threshold(50_000, 20, 50)
-        log.info("service started", extra={"environment": settings.environment.value})
-        try:
-            yield state
-        finally:
-            log.info("service stopping")
-            kite.orders.stop()
-            if trading.journal is not None:
-                await trading.journal.flush()
-            await ticker.stop()
-            await background.stop()
-            if trading.claim is not None:
-                await trading.claim.release()
-            await redis.close()
-            await database.dispose()
-            log.info("service stopped")
+            await service.stop()
 
     app = LeanApp(
         title="ticker-service",

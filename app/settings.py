@@ -2,8 +2,8 @@
 
 Environment names are flat (``DATABASE_URL``, ``REDIS_URL`` …) because that is what
 operators and secret managers hand out; in code they live in groups (``settings.db.url``).
-Only the app factory, the lifespan, ``deps.py`` and the CLI read settings; everything else
-gets plain values passed in.
+Only the app factory, the composition roots (``app.roots`` with ``app.wiring``), ``deps.py``
+and the CLI read settings; everything else gets plain values passed in.
 """
 
 from __future__ import annotations

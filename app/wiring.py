@@ -1,12 +1,15 @@
-"""How the lifespan builds the pieces it owns: database, keys, registry, webhooks, ticker.
+"""The pieces the composition roots (``app.roots``) assemble: database, calendar, keys,
+registry, order service, webhooks, ticker.
 
 Each builder takes the settings and what it depends on, starts its background work on the
-given ``BackgroundTasks`` and returns the service. ``app.roles`` builds the order path.
+given ``BackgroundTasks`` (if it has any) and returns the service; only the roots call them.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import socket
 
 from sqlalchemy.exc import InterfaceError, OperationalError
 from tenacity import (
@@ -20,18 +23,23 @@ from tenacity import (
 from app.background import BackgroundTasks
 from app.logs import register_secret
 from app.metrics import Metrics
-from app.roles import Trading
 from app.services.access.auth import AuthService
 from app.services.access.keys import ALL_SCOPES, DEVELOPMENT_ACCOUNT, KeyFileError, create_key_file
 from app.services.clock import SYSTEM_CLOCK, Clock
 from app.services.instruments.importer import BUNDLED_INSTRUMENTS_CSV, InstrumentImporter
 from app.services.instruments.registry import InstrumentRegistry
 from app.services.orders.journal import JournalWriter
+from app.services.orders.risk import CircuitBreaker, RiskChecker, RiskLimits
+from app.services.orders.service import OrderService
+from app.services.orders.session import PositionLimit
+from app.services.orders.shard import Shard
+from app.services.positions.service import PositionBook
 from app.services.ticker import (
     SubscriptionService,
     TickerLimits,
     TickerService,
 )
+from app.services.ticker.config import CancelAll
 from app.services.trading_day.calendar import TradingCalendar
 from app.services.trading_day.days import TradingDays
 from app.services.webhooks.dispatcher import DispatchConfig, Dispatcher
@@ -50,7 +58,8 @@ log = logging.getLogger(__name__)
 
 def claim_journal_file(settings: Settings) -> FileClaim | None:
     """``ROLE=all`` on SQLite: lock the file beside the database, or raise ``JournalClaimed``
-    naming the holder. None where the claim is not a file (PostgreSQL: ``app.roles``)."""
+    naming the holder. None where the claim is not a file (PostgreSQL: ``hold_journal_claim``
+    in ``app.services.cluster.serving``)."""
     if settings.cluster.role is not Role.ALL:
         return None
     path = sqlite_file(settings.db.url, settings.db.data_dir)
@@ -113,16 +122,15 @@ def build_auth(settings: Settings, metrics: Metrics) -> AuthService:
                 "`ticker-service keys show-dev` prints it again)",
                 flush=True,
             )
-    service = AuthService(
+    return AuthService(
         api_key=auth.api_key,
         tokens_dir=auth.tokens_dir,
         rate_limit=auth.rate_limit,
         rate_limit_burst=auth.rate_limit_burst,
         unauthenticated_rate_limit=auth.unauthenticated_rate_limit,
         metrics=metrics,
+        default_max_position=settings.orders.max_position,
     )
-    service.default_max_position = settings.orders.max_position
-    return service
 
 
 async def load_registry(
@@ -141,6 +149,56 @@ async def load_registry(
     )
     await registry.refresh()
     return registry
+
+
+def instance_id(settings: Settings) -> str:
+    return settings.cluster.instance_id or f"{socket.gethostname()}-{os.getpid()}"
+
+
+def build_order_service(
+    settings: Settings,
+    *,
+    database: Database,
+    registry: InstrumentRegistry,
+    metrics: Metrics,
+    shard: Shard,
+    calendar: TradingCalendar | None = None,
+    clock: Clock = SYSTEM_CLOCK,
+    position_limit: PositionLimit | None = None,
+) -> OrderService:
+    """The local books with their journal writer (not yet running: the role starts it)."""
+    limits = settings.orders
+    calendar = calendar or TradingCalendar.default()
+    journal = JournalWriter(database=database, metrics=metrics)
+    positions = PositionBook(database=database, calendar=calendar, registry=registry, shard=shard)
+    # Positions move in the transaction of the fills that move them (before the outbox hook).
+    journal.add_transaction_hook(positions.write)
+    journal.add_listener(positions.after_commit)
+    window_ns = int(limits.breaker_window_seconds * 1e9)
+    orders = OrderService(
+        database=database,
+        registry=registry,
+        journal=journal,
+        metrics=metrics,
+        risk=RiskChecker(
+            RiskLimits(
+                max_order_quantity=limits.max_order_quantity,
+                max_notional=limits.max_notional,
+                max_open_orders=limits.max_open_orders,
+                price_band_percent=limits.price_band_percent,
+            )
+        ),
+        breaker=CircuitBreaker(percent=limits.breaker_percent, window_ns=window_ns),
+        max_batch_orders=limits.max_batch_orders,
+        shard=shard,
+        clock=clock.now_ns,
+        calendar=calendar,
+        positions=positions,
+        position_limit=position_limit,
+        session_check_seconds=limits.session_check_seconds,
+    )
+    journal.set_failure_handler(orders.on_journal_failure)
+    return orders
 
 
 async def start_webhooks(
@@ -199,7 +257,8 @@ async def start_webhooks(
 async def start_ticker(
     settings: Settings,
     *,
-    trading: Trading,
+    local_books: OrderService | None,
+    cancel_all: CancelAll,
     database: Database,
     redis: RedisStore,
     registry: InstrumentRegistry,
@@ -213,8 +272,8 @@ async def start_ticker(
     ticker_settings = settings.ticker
     subscriptions = SubscriptionService(database=database, registry=registry)
     ticker = TickerService(
-        local_books=trading.local_books,
-        cancel_all=trading.entry.cancel_all,
+        local_books=local_books,
+        cancel_all=cancel_all,
         registry=registry,
         auth=auth,
         redis=redis,

@@ -33,8 +33,9 @@ import psycopg
 import pytest
 
 from tests.conftest import PG_ADMIN_URL
-from tests.services.orders.test_crash import MID, SYMBOLS, all_orders, expected_hashes
+from tests.services.orders.test_crash import MID, SYMBOLS, all_orders
 from tests.support import secrets
+from tests.support.drills import journal_hashes
 from tests.support.live import ws_client
 from tests.support.servers import RedisServer, ServiceProcess
 from tests.support.trading import ADMIN, ADMIN_KEY, DESK_B, service_env
@@ -142,7 +143,7 @@ async def journal_check(url: str, load: Load, database_url: str) -> dict[str, di
             for result in sent.body["results"]:
                 if result["order_id"] is not None:
                     assert stored[result["client_order_id"]]["order_id"] == result["order_id"]
-    expected = await expected_hashes(database_url)
+    expected = await journal_hashes(database_url)
     assert hashes == {token: expected.get(token) for token in hashes}
     return stored
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import random
 import re
-import socket
 import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -20,13 +19,11 @@ from typing import Any
 
 import orjson
 import pytest
-from websockets.client import ClientProtocol
-from websockets.protocol import State
-from websockets.uri import parse_uri
 
 from app.settings import Settings
 from tests.conftest import REDIS_URL
 from tests.support.live import LiveApp, WsClient, close_code, live_app, place, ws_client
+from tests.support.rawws import RawWsClient
 from tests.support.servers import ServiceProcess
 from tests.support.trading import ADMIN, ADMIN_KEY, DESK_B, DESK_B_KEY, add_accounts, order
 
@@ -170,30 +167,12 @@ def random_frame(rng: random.Random) -> str | bytes:
     return orjson.dumps(body).decode()
 
 
-class Unread:
+class Unread(RawWsClient):
     """A WebSocket client that sends and never reads, over a socket with a tiny receive
     buffer: what the server sends it piles up on the server's side."""
 
     def __init__(self, url: str, key: str) -> None:
-        self.protocol = ClientProtocol(parse_uri(url), max_size=None)
-        self.key = key
-
-    async def connect(self, port: int) -> None:
-        sock = socket.socket()
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        sock.setblocking(False)
-        await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", port))
-        self.reader, self.writer = await asyncio.open_connection(sock=sock, limit=1 << 16)
-        request = self.protocol.connect()
-        request.headers["X-API-Key"] = self.key
-        self.protocol.send_request(request)
-        await self._flush()
-        while self.protocol.state is not State.OPEN:
-            self.protocol.receive_data(await self.reader.read(4096))
-
-    async def _flush(self) -> None:
-        self.writer.write(b"".join(self.protocol.data_to_send()))
-        await asyncio.wait_for(self.writer.drain(), 2)
+        super().__init__(url, key, drain_timeout=2)
 
     async def flood(self, frame: bytes, count: int) -> int:
         """Send ``frame`` until ``count`` or until the server stops reading; how many."""

@@ -14,7 +14,8 @@ import pytest
 
 from app.settings import Settings
 from tests.conftest import running_app
-from tests.support.trading import ADMIN, DESK_B, READER, add_accounts, batch, order
+from tests.support.trading import ADMIN, DESK_B, READER, add_accounts, order
+from tests.support.trading import place_batch as place
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -24,13 +25,6 @@ async def client(backend_settings: Settings, tokens_dir: Path) -> AsyncIterator[
     add_accounts(tokens_dir)
     async with running_app(backend_settings) as (_app, client):
         yield client
-
-
-async def place(client: httpx.AsyncClient, headers: dict[str, str], *orders: dict) -> list[dict]:
-    response = await client.post("/advanced/batch-orders", json=batch(*orders), headers=headers)
-    assert response.status_code == 200, response.text
-    results: list[dict] = response.json()["results"]
-    return results
 
 
 async def fills(

@@ -8,6 +8,7 @@ import pytest
 
 from app.settings import Settings
 from tests.conftest import running_app
+from tests.support.databases import drop_database
 from tests.support.servers import RedisServer
 
 
@@ -49,8 +50,7 @@ class TestHealth:
         settings = make_settings(db={"url": pg_url, "connect_timeout": 1}, health_check_timeout=2)
         async with running_app(settings) as (_app, client):
             name = pg_url.rsplit("/", 1)[1]
-            with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-                conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')  # type: ignore[arg-type]
+            drop_database(PG_ADMIN_URL, name)  # whoever is connected
             response = await client.get("/health")
             assert response.status_code == 503
             assert response.json()["status"] == "down"

@@ -8,6 +8,7 @@ import pytest
 
 from app.settings import Settings
 from tests.conftest import PG_ADMIN_URL, running_app
+from tests.support.databases import drop_database
 from tests.support.instruments import csv_row, csv_text
 
 KEY = {"X-API-Key": "test-admin-key-0123456789"}
@@ -186,8 +187,7 @@ class TestAdminRefresh:
         settings = make_settings(db={"url": pg_url, "connect_timeout": 1}, health_check_timeout=2)
         async with running_app(settings) as (_app, client):
             name = pg_url.rsplit("/", 1)[1]
-            with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-                conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')  # type: ignore[arg-type]
+            drop_database(PG_ADMIN_URL, name)  # whoever is connected
             try:
                 failed = await client.post("/admin/instrument-refresh", headers=KEY)
                 assert failed.status_code == 503

@@ -17,7 +17,8 @@ from app.store.database import Database
 from tests.conftest import running_app
 from tests.support.clock import FakeClock
 from tests.support.positions import recomputed, stored
-from tests.support.trading import ADMIN, DESK_B, READER, add_accounts, batch, order, write_key
+from tests.support.trading import ADMIN, DESK_B, READER, add_accounts, order, write_key
+from tests.support.trading import place_batch as place
 
 MONDAY_NOON_UTC = datetime(2026, 12, 7, 12, tzinfo=UTC)
 
@@ -27,13 +28,6 @@ async def client(backend_settings: Settings, tokens_dir: Path) -> AsyncIterator[
     add_accounts(tokens_dir)
     async with running_app(backend_settings, clock=FakeClock(MONDAY_NOON_UTC)) as (_app, client):
         yield client
-
-
-async def place(client: httpx.AsyncClient, headers: dict[str, str], *orders: dict) -> list[dict]:
-    response = await client.post("/advanced/batch-orders", json=batch(*orders), headers=headers)
-    assert response.status_code == 200, response.text
-    results: list[dict] = response.json()["results"]
-    return results
 
 
 async def trade(

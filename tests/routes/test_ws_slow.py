@@ -5,53 +5,35 @@ clients; once its send has been blocked past ``WS_SLOW_CLIENT_SECONDS`` it is cl
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import orjson
-from websockets.client import ClientProtocol
 from websockets.frames import Frame, Opcode
-from websockets.protocol import State
-from websockets.uri import parse_uri
 
 from app.settings import Settings
 from tests.support.live import LiveApp, live_app, place, ws_client
+from tests.support.rawws import RawWsClient
 from tests.support.trading import ADMIN, ADMIN_KEY, DESK_B, READER_KEY, add_accounts, order
 
 
-class StalledClient:
+class StalledClient(RawWsClient):
     """A WebSocket client over a raw socket with a tiny receive buffer, which it reads only
     when told to: the server's send buffer then fills and its sends must wait."""
 
     def __init__(self, url: str, key: str) -> None:
-        self.protocol = ClientProtocol(parse_uri(url), max_size=None)
-        self.key = key
+        super().__init__(url, key, read_limit=4096)
         self.ticks: list[dict[str, Any]] = []
 
     async def connect(self, port: int) -> None:
-        sock = socket.socket()
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        sock.setblocking(False)
-        await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", port))
-        self.reader, self.writer = await asyncio.open_connection(sock=sock, limit=4096)
-        request = self.protocol.connect()
-        request.headers["X-API-Key"] = self.key
-        self.protocol.send_request(request)
-        await self._flush()
-        while self.protocol.state is not State.OPEN:
-            self.protocol.receive_data(await self.reader.read(4096))
+        await super().connect(port)
         self.protocol.events_received()
 
     async def send(self, message: dict[str, Any]) -> None:
         self.protocol.send_text(orjson.dumps(message))
         await self._flush()
-
-    async def _flush(self) -> None:
-        self.writer.write(b"".join(self.protocol.data_to_send()))
-        await self.writer.drain()
 
     async def read_until_closed(self, timeout: float) -> int | None:
         async with asyncio.timeout(timeout):

@@ -1,4 +1,4 @@
-"""An order service without HTTP: built as ``app.roles`` builds it (real database, the
+"""An order service without HTTP: built as ``app.roots`` builds it (real database, the
 seeded instrument registry, a running journal writer), for tests of the order pipeline."""
 
 from __future__ import annotations
@@ -12,13 +12,12 @@ from typing import Any
 import orjson
 
 from app.metrics import Metrics
-from app.roles import build_order_service
 from app.services.instruments.registry import InstrumentRegistry
 from app.services.orders.service import OrderService
 from app.services.orders.shard import Shard
 from app.settings import Settings
 from app.store.database import Database
-from app.wiring import load_registry, open_database
+from app.wiring import build_order_service, load_registry, open_database
 
 
 @asynccontextmanager

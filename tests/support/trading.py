@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 from tests.support.secrets import remember
 
 ADMIN_KEY = "test-admin-key-0123456789"
@@ -71,3 +73,13 @@ def order(
 
 def batch(*orders: dict[str, Any], atomic: bool = False) -> dict[str, Any]:
     return {"orders": list(orders), "atomic": atomic}
+
+
+async def place_batch(
+    client: httpx.AsyncClient, headers: dict[str, str], *orders: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """Place ``orders`` as one batch (which must be well formed): the per-order results."""
+    response = await client.post("/advanced/batch-orders", json=batch(*orders), headers=headers)
+    assert response.status_code == 200, response.text
+    results: list[dict[str, Any]] = response.json()["results"]
+    return results

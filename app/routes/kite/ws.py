@@ -1,15 +1,17 @@
-"""KiteTicker's WebSocket, ``/kite/ws?api_key=...&access_token=...``: Starlette's socket as
-the session's ``KiteSocket``, sending binary tick frames and text messages."""
+"""KiteTicker's WebSocket, ``/kite/ws?api_key=...&access_token=...``: the one socket adapter
+(``routes/ws.py`` ``StarletteSocket``) with Kite's frames: binary tick packets and
+heartbeats, JSON text messages."""
 
 from __future__ import annotations
 
 from urllib.parse import parse_qsl, urlencode
 
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
+from app.routes.ws import StarletteSocket
 from app.state import AppState
-from app.wsprotocol import FRAME_WRITER, FrameWriter, binary_frame, text_frame
+from app.wsprotocol import binary_frame, text_frame
 
 PATH = "/kite/ws"
 REDACTED = "***"
@@ -34,49 +36,21 @@ def _is_text(data: bytes) -> bool:
     return data[:1] == b"{"
 
 
-class StarletteKiteSocket:
-    __slots__ = ("_write", "_ws")
+class KiteFrames:
+    """Kite's messages: JSON text frames; tick packets and heartbeats binary frames."""
 
-    def __init__(self, websocket: WebSocket) -> None:
-        self._ws = websocket
-        writer = websocket.scope.get("extensions", {}).get(FRAME_WRITER)
-        self._write: FrameWriter | None = writer["write"] if writer else None
+    __slots__ = ()
 
-    @property
-    def api_key(self) -> str | None:
-        return None
+    def frame(self, data: bytes) -> bytes:
+        return text_frame(data) if _is_text(data) else binary_frame(data)
 
-    @property
-    def address(self) -> str | None:
-        return self._ws.client.host if self._ws.client else None
-
-    async def accept(self) -> None:
-        await self._ws.accept()
-
-    async def deny(self) -> None:
-        await self._ws.close(1008)
-
-    async def receive(self) -> str | bytes | None:
-        message = await self._ws.receive()
-        if message["type"] == "websocket.disconnect":
-            return None
-        text = message.get("text")
-        return text if text is not None else message.get("bytes") or b""
-
-    def write_now(self, data: bytes) -> bool:
-        write = self._write
-        if write is None:
-            return False
-        return write(text_frame(data) if _is_text(data) else binary_frame(data))
-
-    async def send(self, data: bytes) -> None:
+    def message(self, data: bytes) -> Message:
         if _is_text(data):
-            await self._ws.send({"type": "websocket.send", "text": data.decode()})
-        else:
-            await self._ws.send({"type": "websocket.send", "bytes": data})
+            return {"type": "websocket.send", "text": data.decode()}
+        return {"type": "websocket.send", "bytes": data}
 
-    async def close(self, code: int, reason: str) -> None:
-        await self._ws.close(code, reason)
+
+KITE_FRAMES = KiteFrames()
 
 
 async def kite_ticker(scope: Scope, receive: Receive, send: Send) -> None:
@@ -86,4 +60,5 @@ async def kite_ticker(scope: Scope, receive: Receive, send: Send) -> None:
     if scope["path"] != PATH:
         await websocket.close(1008)
         return
-    await state["kite"].ticker.serve(StarletteKiteSocket(websocket), api_key, access_token)
+    socket = StarletteSocket(websocket, KITE_FRAMES)
+    await state["kite"].ticker.serve(socket, api_key, access_token)

@@ -64,6 +64,7 @@ class AuthService:
         unauthenticated_rate_limit: float = 5.0,
         metrics: Metrics | None = None,
         clock: Callable[[], float] = time.monotonic,
+        default_max_position: Decimal | None = None,
     ) -> None:
         self._tokens_dir = tokens_dir
         self._metrics = metrics
@@ -74,7 +75,7 @@ class AuthService:
             self._static[key.key_sha256] = key
         self._keys: dict[str, ApiKey] = dict(self._static)
         self._position_limits: dict[str, Decimal] = {}
-        self.default_max_position: Decimal | None = None
+        self._default_max_position = default_max_position
         self._snapshot: Snapshot | None = None
         self._default_policy = Policy.of("default", rate_limit, rate_limit_burst)
         self._unauthenticated_policy = Policy.of("unauthenticated", unauthenticated_rate_limit)
@@ -85,7 +86,7 @@ class AuthService:
     def position_limit(self, account: str) -> Decimal | None:
         """The account's maximum net position per instrument: its key file's
         ``max_position``, else ``RISK_MAX_POSITION`` (None: no limit)."""
-        return self._position_limits.get(account, self.default_max_position)
+        return self._position_limits.get(account, self._default_max_position)
 
     # -- key sources ------------------------------------------------------------------------
 

@@ -8,15 +8,17 @@ order shape, and fill updates are not sent (Kite has none). Client messages are 
 [tokens]]}``; unknown tokens are ignored, as Kite ignores them. A 1-byte binary heartbeat
 goes out every ``heartbeat_seconds``. KiteTicker sends nothing once subscribed, so its
 connections are not closed as idle (a dead peer is found by the send failing or stalling).
+Authentication is Kite's (the query string's key and token; a refusal denies the handshake);
+from there the connection runs on the ticker's ``SocketAdapter`` like any other: the
+codec and the messages below are all that is Kite's.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import logging
 import time
-from typing import Any, Protocol
+from collections.abc import Coroutine
+from typing import Any
 
 import orjson
 
@@ -26,20 +28,11 @@ from app.services.access.auth import AuthService, Scope
 from app.services.instruments.snapshot import SnapshotSource
 from app.services.kite.orders import KiteOrders
 from app.services.kite.packets import HEARTBEAT, frame, packet
+from app.services.ticker.adapter import Snapshots, Socket, SocketAdapter
 from app.services.ticker.hub import KITE, Connection, Hub
-from app.services.ticker.sessions import Snapshots, Socket
 from app.services.ticker.ticks import Mode
 
-log = logging.getLogger(__name__)
-
 _MODES = {m.value: m for m in Mode}
-CLOSE_TIMEOUT = 10.0
-
-
-class KiteSocket(Socket, Protocol):
-    async def deny(self) -> None:
-        """Refuse the handshake (HTTP 403), before ``accept``."""
-        ...
 
 
 class KiteCodec:
@@ -68,6 +61,10 @@ def _error(message: str) -> bytes:
 
 
 class KiteTickerSessions:
+    """KiteTicker's side of each connection (a ``Dialect`` of the ticker's adapter)."""
+
+    name = "KiteTicker"
+
     def __init__(
         self,
         *,
@@ -82,16 +79,16 @@ class KiteTickerSessions:
         heartbeat_seconds: float = 1.0,
     ) -> None:
         self._hub = hub
+        self._adapter = SocketAdapter(hub=hub, snapshots=snapshots)
         self._auth = auth
         self._registry = registry
-        self._snapshots = snapshots
         self._codec = codec
         self._metrics = metrics
         self._max_instruments = max_instruments
         self._max_connections = max_connections_per_key
         self._heartbeat = heartbeat_seconds
 
-    async def serve(self, socket: KiteSocket, api_key: str, access_token: str) -> None:
+    async def serve(self, socket: Socket, api_key: str, access_token: str) -> None:
         try:
             admission = self._auth.admit(access_token or None, address=socket.address)
             key = self._auth.authorise(admission.key, Scope.READ)
@@ -101,38 +98,18 @@ class KiteTickerSessions:
         if key.account != api_key or self._hub.per_key[key.key_sha256] >= self._max_connections:
             await socket.deny()
             return
-        try:
-            await socket.accept()
-        except Exception:  # the client left during the handshake
+        if not await self._adapter.accept(socket):
             return
-        conn = Connection(
-            account=key.account,
-            key_id=key.key_sha256,
-            kind=KITE,
-            send=socket.send,
-            write_now=socket.write_now,
-            codec=self._codec,
+        conn = self._adapter.connect(
+            socket, account=key.account, key_id=key.key_sha256, kind=KITE, codec=self._codec
         )
-        self._hub.add(conn)
-        tasks = [
-            asyncio.create_task(self._read(conn, socket)),
-            asyncio.create_task(self._beat(conn)),
-        ]
-        try:
-            await conn.finished.wait()
-        finally:
-            for task in tasks:
-                task.cancel()
-            self._hub.remove(conn)
-            if conn.inflight is not None:
-                conn.inflight.cancel()
-                tasks.append(conn.inflight)  # type: ignore[arg-type]
-            await asyncio.gather(*tasks, return_exceptions=True)
-            if conn.close_code is not None:
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(
-                        socket.close(conn.close_code, conn.close_reason), CLOSE_TIMEOUT
-                    )
+        await self._adapter.run(conn, socket, self)
+
+    def companions(self, conn: Connection) -> list[Coroutine[Any, Any, None]]:
+        return [self._beat(conn)]
+
+    async def closed(self, conn: Connection) -> None:
+        return None
 
     async def _beat(self, conn: Connection) -> None:
         while True:
@@ -140,21 +117,7 @@ class KiteTickerSessions:
             conn.last_seen = time.monotonic()  # KiteTicker sends nothing: never idle
             self._hub.push(conn, HEARTBEAT)
 
-    async def _read(self, conn: Connection, socket: Socket) -> None:
-        try:
-            while True:
-                raw = await socket.receive()
-                if raw is None:
-                    break
-                await self._handle(conn, raw)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("KiteTicker session failed (account %s)", conn.account)
-            conn.finish(1011, "internal error")
-        conn.finish()
-
-    async def _handle(self, conn: Connection, raw: str | bytes) -> None:
+    async def handle(self, conn: Connection, raw: str | bytes) -> None:
         try:
             message = orjson.loads(raw)
         except orjson.JSONDecodeError:
@@ -192,15 +155,7 @@ class KiteTickerSessions:
             return
         if not known:
             return
-        snapshots = await self._snapshots(known)
-        if conn.finished.is_set():
-            return
-        chosen = mode or Mode.QUOTE
-        self._hub.subscribe(conn, known, chosen)
-        codec = self._codec
-        self._hub.queue_ticks(
-            conn, {t: codec.tick(snapshots[t], chosen) for t in known if t in snapshots}
-        )
+        await self._adapter.subscribe(conn, known, mode or Mode.QUOTE)
 
 
 _ACTIONS = frozenset({"subscribe", "unsubscribe", "mode"})

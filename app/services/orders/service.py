@@ -76,10 +76,12 @@ class OrderService:
         self.calendar = calendar or TradingCalendar.default()
         self.session_check_seconds = session_check_seconds
         self.positions = positions
-        self._gate = SessionGate(self.calendar)
         if position_limit is not None and positions is not None:
-            self._gate.position_limit = position_limit
-            self._gate.net_position = positions.net
+            self._gate = SessionGate(
+                self.calendar, position_limit=position_limit, net_position=positions.net
+            )
+        else:
+            self._gate = SessionGate(self.calendar)
         self.trading_day = TradingDay(
             live=self._live,
             journal=journal,

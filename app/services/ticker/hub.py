@@ -97,6 +97,8 @@ class Connection:
         send: sender.Send,
         write_now: Callable[[bytes], bool] = lambda _data: False,
         codec: Codec = JSON_CODEC,
+        cancel_on_disconnect: bool = False,
+        can_trade: bool = False,
     ) -> None:
         self.id = next(_ids)
         self.codec = codec
@@ -116,8 +118,8 @@ class Connection:
         self.close_code: int | None = None
         self.close_reason = ""
         self.close_message: bytes | None = None
-        self.cancel_on_disconnect = False
-        self.can_trade = False
+        self.cancel_on_disconnect = cancel_on_disconnect
+        self.can_trade = can_trade
 
     def finish(
         self, code: int | None = None, reason: str = "", message: bytes | None = None

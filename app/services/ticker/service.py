@@ -29,13 +29,14 @@ from app.services.access.auth import AuthService
 from app.services.clock import SYSTEM_CLOCK, Clock
 from app.services.instruments.snapshot import SnapshotSource
 from app.services.orders.journal import JournalUnit
+from app.services.ticker.adapter import Socket, SocketAdapter
 from app.services.ticker.config import CancelAll, LocalBooks, TickerLimits
 from app.services.ticker.fanout import Fanout
 from app.services.ticker.hub import Hub
 from app.services.ticker.order_events import order_events
 from app.services.ticker.registry import ReplicaRegistry
 from app.services.ticker.remote import RemoteTicks
-from app.services.ticker.sessions import SessionLimits, Sessions, Socket
+from app.services.ticker.sessions import SessionLimits, Sessions
 from app.services.ticker.status import TickerStatus, housekeeping
 from app.services.ticker.subscriptions import SubscriptionService
 from app.services.ticker.ticks import NS_PER_DAY, InstrumentTicks, TickState, render
@@ -99,12 +100,13 @@ class TickerService:
             on_remote_change=self._wanted_elsewhere_changed,
             announce=lambda: self.fanout.announce("registry"),
         )
+        self.sockets = SocketAdapter(hub=self.hub, snapshots=self.snapshots)
         self.sessions = Sessions(
             hub=self.hub,
+            adapter=self.sockets,
             auth=auth,
             registry=registry,
             cancel_all=cancel_all,
-            snapshots=self.snapshots,
             limits=SessionLimits(
                 limits.max_instruments,
                 limits.max_connections_per_key,

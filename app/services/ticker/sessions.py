@@ -1,22 +1,20 @@
-"""One WebSocket connection from accept to close: authentication, requests, closing.
+"""Our WebSocket protocol (``/ws/ticker``, ``/ws/orders``): authentication, requests, and the
+order stream's dead man's switch, on the shared ``adapter.SocketAdapter``.
 
 The key comes in the ``X-API-Key`` header or as the first message ``{"action": "auth",
 "api_key": ...}`` within ``WS_AUTH_TIMEOUT_SECONDS``; a missing, late or bad key gets an error
-message and close code 1008. Each connection then runs two tasks: a reader (client requests,
-answered through the control queue) and the hub's sender. Whoever ends the connection sets
-``finished``; ``serve`` then stops both, sends the closing message and close code if the
-server ended it, and, for an order stream with ``cancel_on_disconnect``, cancels the
-account's open orders (with their own reason, ``CANCEL_ON_DISCONNECT``).
+message and close code 1008. The adapter then runs the connection (reader, the hub's sender,
+closing); for an order stream with ``cancel_on_disconnect`` the account's open orders are
+cancelled once it is closed (with their own reason, ``CANCEL_ON_DISCONNECT``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import time
+from collections.abc import Coroutine
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from app.errors import AppError
 from app.metrics import Metrics
@@ -24,38 +22,16 @@ from app.services.access.auth import AuthService, Scope
 from app.services.instruments.snapshot import SnapshotSource
 from app.services.orders.records import CANCEL_ON_DISCONNECT
 from app.services.ticker import protocol
+from app.services.ticker.adapter import Socket, SocketAdapter
 from app.services.ticker.config import CancelAll
 from app.services.ticker.hub import ORDERS, TICKER, Connection, Hub
 from app.services.ticker.protocol import POLICY, ClientError, Request, encode
-from app.services.ticker.ticks import Mode, view
+from app.services.ticker.ticks import Mode
 
 log = logging.getLogger(__name__)
 
-CLOSE_TIMEOUT = 10.0
 _TICKER_ACTIONS = frozenset({"subscribe", "unsubscribe", "mode", "ping", "auth"})
 _ORDER_ACTIONS = frozenset({"cancel_on_disconnect", "ping", "auth"})
-
-
-class Socket(Protocol):
-    """What a session needs from a WebSocket (the route adapts Starlette's)."""
-
-    @property
-    def api_key(self) -> str | None: ...
-    @property
-    def address(self) -> str | None: ...
-    async def accept(self) -> None: ...
-    async def receive(self) -> str | bytes | None: ...  # None: the client has gone
-    def write_now(self, data: bytes) -> bool:
-        """Send ``data`` (one text message) at once if the socket can take it without waiting;
-        False if it cannot (nothing was sent: use ``send``)."""
-        ...
-
-    async def send(self, data: bytes) -> None: ...
-    async def close(self, code: int, reason: str) -> None: ...
-
-
-class Snapshots(Protocol):
-    async def __call__(self, tokens: list[int]) -> dict[int, dict[str, Any]]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,46 +42,42 @@ class SessionLimits:
 
 
 class Sessions:
+    """Our protocol's side of each connection (a ``Dialect`` of the adapter)."""
+
+    name = "WebSocket"
+
     def __init__(
         self,
         *,
         hub: Hub,
+        adapter: SocketAdapter,
         auth: AuthService,
         registry: SnapshotSource,
         cancel_all: CancelAll,
-        snapshots: Snapshots,
         limits: SessionLimits,
         metrics: Metrics,
     ) -> None:
         self._hub = hub
+        self._adapter = adapter
         self._auth = auth
         self._registry = registry
         self._cancel_all = cancel_all
-        self._snapshots = snapshots
         self._limits = limits
         self._metrics = metrics
 
     async def serve(self, socket: Socket, kind: str) -> None:
-        try:
-            await socket.accept()
-        except Exception:  # the client left during the handshake
+        if not await self._adapter.accept(socket):
             return
         conn = await self._open(socket, kind)
-        if conn is None:
-            return
-        reader = asyncio.create_task(self._read(conn, socket))
-        try:
-            await conn.finished.wait()
-        finally:
-            reader.cancel()
-            self._hub.remove(conn)
-            pending = [reader] if conn.inflight is None else [reader, conn.inflight]
-            if conn.inflight is not None:
-                conn.inflight.cancel()
-            await asyncio.gather(*pending, return_exceptions=True)
-            await self._close(socket, conn.close_code, conn.close_reason, conn.close_message)
-            if conn.cancel_on_disconnect:
-                await asyncio.shield(self._dead_mans_switch(conn.account))
+        if conn is not None:
+            await self._adapter.run(conn, socket, self)
+
+    def companions(self, conn: Connection) -> list[Coroutine[Any, Any, None]]:
+        return []  # heartbeats go to every connection at once (``status.housekeeping``)
+
+    async def closed(self, conn: Connection) -> None:
+        if conn.cancel_on_disconnect:
+            await asyncio.shield(self._dead_mans_switch(conn.account))
 
     # -- opening --------------------------------------------------------------------------
 
@@ -124,25 +96,25 @@ class Sessions:
             return None
         except (AppError, ClientError) as exc:
             code = exc.code
-            await self._close(socket, POLICY, code.lower(), protocol.error(code, exc.message))
+            await self._adapter.close(
+                socket, POLICY, code.lower(), protocol.error(code, exc.message)
+            )
             return None
         limit = self._limits.max_connections_per_key
         if self._hub.per_key[key.key_sha256] >= limit:
             message = protocol.error(
                 "TOO_MANY_CONNECTIONS", f"at most {limit} connections per API key"
             )
-            await self._close(socket, POLICY, "too many connections", message)
+            await self._adapter.close(socket, POLICY, "too many connections", message)
             return None
-        conn = Connection(
+        conn = self._adapter.connect(
+            socket,
             account=key.account,
             key_id=key.key_sha256,
             kind=kind,
-            send=socket.send,
-            write_now=socket.write_now,
+            cancel_on_disconnect=cancel,
+            can_trade=Scope.TRADE in key.scopes,
         )
-        conn.cancel_on_disconnect = cancel
-        conn.can_trade = Scope.TRADE in key.scopes
-        self._hub.add(conn)
         self._hub.push(
             conn,
             encode(
@@ -176,16 +148,6 @@ class Sessions:
             )
         return request
 
-    async def _close(
-        self, socket: Socket, code: int | None, reason: str, last: bytes | None
-    ) -> None:
-        if code is None:  # the client went away: nothing to send
-            return
-        with contextlib.suppress(Exception):
-            if last is not None:
-                await asyncio.wait_for(socket.send(last), CLOSE_TIMEOUT)
-            await asyncio.wait_for(socket.close(code, reason), CLOSE_TIMEOUT)
-
     async def _dead_mans_switch(self, account: str) -> None:
         try:
             result = await self._cancel_all(account, reason=CANCEL_ON_DISCONNECT)
@@ -201,22 +163,7 @@ class Sessions:
 
     # -- requests -------------------------------------------------------------------------
 
-    async def _read(self, conn: Connection, socket: Socket) -> None:
-        try:
-            while True:
-                raw = await socket.receive()
-                if raw is None:
-                    break
-                conn.last_seen = time.monotonic()
-                await self._handle(conn, raw)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("WebSocket session failed (account %s)", conn.account)
-            conn.finish(protocol.INTERNAL, "internal error")
-        conn.finish()
-
-    async def _handle(self, conn: Connection, raw: str | bytes) -> None:
+    async def handle(self, conn: Connection, raw: str | bytes) -> None:
         request_id = None
         try:
             request = protocol.parse(raw)
@@ -278,15 +225,13 @@ class Sessions:
         self, conn: Connection, request: Request, found: list[Any], mode: Mode, ack: str
     ) -> None:
         """Subscribe (or change mode), acknowledge, then send a snapshot tick of each."""
+
+        def acknowledge() -> None:
+            body = {"type": ack, "mode": mode.value, "instruments": protocol.listed(found)}
+            self._ack(conn, request, body | {"subscriptions": len(conn.modes)})
+
         tokens = [i.instrument_token for i in found]
-        snapshots = await self._snapshots(tokens)
-        if conn.finished.is_set():
-            return
-        self._hub.subscribe(conn, tokens, mode)
-        body = {"type": ack, "mode": mode.value, "instruments": protocol.listed(found)}
-        self._ack(conn, request, body | {"subscriptions": len(conn.modes)})
-        ticks = {t: encode(view(snapshots[t], mode)) for t in tokens if t in snapshots}
-        self._hub.queue_ticks(conn, ticks)
+        await self._adapter.subscribe(conn, tokens, mode, acknowledge)
 
     async def _on_unsubscribe(self, conn: Connection, request: Request) -> None:
         found = protocol.instruments(request, self._registry.snapshot, self._limits.max_instruments)

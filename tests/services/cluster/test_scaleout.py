@@ -13,15 +13,14 @@ from typing import Any
 import httpx
 import pytest
 
-from app.engine import OrderBook, Sequencer
 from app.services.cluster.lease import ShardLease
-from app.services.orders.recovery import load_state
 from app.services.orders.shard import Shard
 from app.store.database import Database
 from app.store.fences import StaleFence, check_fence, install_fence, stored_fence
 from app.store.migrate import migrate
 from app.store.redis import RedisStore
 from tests.conftest import REDIS_URL
+from tests.support.drills import account_orders, journal_hashes
 from tests.support.live import ws_client
 from tests.support.servers import ServiceProcess
 from tests.support.trading import ADMIN, ADMIN_KEY, DESK_B, add_accounts
@@ -101,32 +100,9 @@ def cluster(tmp_path: Path, pg_url: str, redis_prefix: str) -> Iterator[Cluster]
         running.stop()
 
 
-async def journal_hashes(database_url: str, shard: Shard) -> dict[int, str]:
-    database = Database.create(database_url)
-    try:
-        state = await load_state(database, shard)
-    finally:
-        await database.dispose()
-    return {
-        token: OrderBook.restore(token, snapshot, Sequencer()).state_hash()
-        for token, snapshot in state.snapshots.items()
-    }
-
-
 async def all_orders(client: httpx.AsyncClient) -> dict[str, dict[str, Any]]:
-    stored: dict[str, dict[str, Any]] = {}
-    for headers in (ADMIN, DESK_B):
-        cursor = None
-        while True:
-            params: dict[str, Any] = {"limit": 1000}
-            if cursor:
-                params["cursor"] = cursor
-            page = (await client.get("/orders", params=params, headers=headers)).json()
-            stored.update({o["order_id"]: o for o in page["items"]})
-            cursor = page["next_cursor"]
-            if cursor is None:
-                break
-    return stored
+    accounts = (ADMIN, DESK_B)
+    return {o["order_id"]: o for h in accounts for o in await account_orders(client, h)}
 
 
 class TestGatewaysAndMatchers:
@@ -178,7 +154,7 @@ class TestGatewaysAndMatchers:
         assert trades, "orders of two accounts around one price must have traded"
         for symbol, stats in books.items():
             shard = 0 if symbol == "NSE:INFY" else 1
-            expected = await journal_hashes(cluster.base["DATABASE_URL"], Shard(shard, 2))
+            expected = await journal_hashes(cluster.base["DATABASE_URL"], shard=Shard(shard, 2))
             assert stats["book_hash"] == expected[TOKENS[symbol]]
 
     async def test_cancel_on_disconnect_through_a_gateway_keeps_its_reason(

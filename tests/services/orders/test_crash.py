@@ -16,10 +16,9 @@ from typing import Any
 import httpx
 import pytest
 
-from app.engine import OrderBook, Sequencer
-from app.services.orders.recovery import load_state
 from app.store.database import Database
 from tests.conftest import REDIS_URL
+from tests.support.drills import account_orders, journal_hashes
 from tests.support.positions import recomputed
 from tests.support.positions import stored as stored_positions
 from tests.support.servers import ServiceProcess
@@ -64,18 +63,6 @@ async def load(url: str, stop: asyncio.Event, acked: list[dict], sent: list[tupl
                 return  # the server died under us: this batch is unacknowledged
             if response.status_code == 200:
                 acked.extend(r | {"account_headers": headers} for r in response.json()["results"])
-
-
-async def expected_hashes(database_url: str) -> dict[int, str]:
-    database = Database.create(database_url)
-    try:
-        state = await load_state(database)
-    finally:
-        await database.dispose()
-    return {
-        token: OrderBook.restore(token, snapshot, Sequencer()).state_hash()
-        for token, snapshot in state.snapshots.items()
-    }
 
 
 async def run_drill(database_url: str, tmp_path: Path, redis_prefix: str) -> None:
@@ -125,7 +112,7 @@ async def run_drill(database_url: str, tmp_path: Path, redis_prefix: str) -> Non
             for symbol in SYMBOLS:
                 stats = (await client.get(f"/stats/{symbol}", headers=ADMIN)).json()
                 hashes[stats["instrument_token"]] = stats["book_hash"]
-        expected = await expected_hashes(database_url)
+        expected = await journal_hashes(database_url)
         for token, book_hash in hashes.items():
             assert book_hash == expected[token]
         # Positions moved in the fills' transactions: what survived equals the trades' replay.
@@ -146,19 +133,7 @@ async def count_orders(client: httpx.AsyncClient) -> int:
 
 
 async def all_orders(client: httpx.AsyncClient) -> list[dict[str, Any]]:
-    found: list[dict[str, Any]] = []
-    for headers in (ADMIN, DESK_B):
-        cursor = None
-        while True:
-            params: dict[str, Any] = {"limit": 1000}
-            if cursor:
-                params["cursor"] = cursor
-            page = (await client.get("/orders", params=params, headers=headers)).json()
-            found.extend(page["items"])
-            cursor = page["next_cursor"]
-            if cursor is None:
-                break
-    return found
+    return [o for headers in (ADMIN, DESK_B) for o in await account_orders(client, headers)]
 
 
 class TestCrash:

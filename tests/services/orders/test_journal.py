@@ -12,14 +12,13 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from app.engine import OrderBook, Sequencer
 from app.metrics import Metrics
 from app.services.orders.journal import JournalUnit, JournalWriter
-from app.services.orders.recovery import load_state
 from app.settings import Settings
 from app.store.database import Database
 from app.store.migrate import migrate
 from tests.conftest import PG_ADMIN_URL, running_app
+from tests.support.drills import journal_hashes
 from tests.support.trading import ADMIN, DESK_B, add_accounts, batch, order
 
 
@@ -44,20 +43,6 @@ def random_orders(rng: random.Random, n: int) -> list[dict]:
     return out
 
 
-async def journal_hashes(database_url: str | None, data_dir: Path) -> dict[int, str]:
-    from app.store.database import Database
-
-    database = Database.create(database_url, data_dir=data_dir)
-    try:
-        state = await load_state(database)
-    finally:
-        await database.dispose()
-    return {
-        token: OrderBook.restore(token, snapshot, Sequencer()).state_hash()
-        for token, snapshot in state.snapshots.items()
-    }
-
-
 class TestReplay:
     async def test_replaying_the_journal_gives_the_running_books(
         self, backend_settings: Settings, tokens_dir: Path
@@ -73,7 +58,9 @@ class TestReplay:
                 assert response.status_code == 200
             live = (await client.get("/stats/NSE:INFY", headers=ADMIN)).json()
         assert live["trade_count"] > 0
-        replayed = await journal_hashes(backend_settings.db.url, backend_settings.db.data_dir)
+        replayed = await journal_hashes(
+            backend_settings.db.url, data_dir=backend_settings.db.data_dir
+        )
         assert replayed[408065] == live["book_hash"]
 
     async def test_a_restarted_app_rebuilds_the_same_books(

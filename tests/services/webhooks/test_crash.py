@@ -17,6 +17,7 @@ import pytest
 
 from tests.conftest import REDIS_URL
 from tests.services.webhooks.receiver import Receiver, eventually
+from tests.support.drills import account_orders
 from tests.support.servers import ServiceProcess
 from tests.support.trading import ADMIN, DESK_B, service_env
 
@@ -133,18 +134,10 @@ async def _settled(client: httpx.AsyncClient) -> bool:
 
 
 async def _committed_fills(client: httpx.AsyncClient, headers: dict[str, str]) -> dict[str, set]:
-    found: dict[str, set[str]] = {}
-    cursor = None
-    while True:
-        params: dict[str, Any] = {"limit": 1000}
-        if cursor:
-            params["cursor"] = cursor
-        page = (await client.get("/orders", params=params, headers=headers)).json()
-        for item in page["items"]:
-            found[item["order_id"]] = {f["trade_id"] for f in item["fills"]}
-        cursor = page["next_cursor"]
-        if cursor is None:
-            return found
+    return {
+        o["order_id"]: {f["trade_id"] for f in o["fills"]}
+        for o in await account_orders(client, headers)
+    }
 
 
 class TestCrash:

@@ -74,8 +74,20 @@ def trade(seq: int, maker: int, taker: int, quantity: int) -> tuple[int, Trade]:
     return TOKEN, Trade(seq, NOW + seq, 37508, quantity, maker, taker, "a", "b", Side.BUY, 0, 0)
 
 
+@dataclass
+class Box:
+    """The journal writer with the outbox hooked into its transactions, on one database."""
+
+    database: Database
+    journal: JournalWriter
+    outbox: OutboxWriter
+
+    async def add_endpoint(self, endpoint_id: str, account: str, events: list[str]) -> None:
+        await add_endpoint(self.database, self.outbox, endpoint_id, account, events)
+
+
 @pytest.fixture
-async def writer(database: Database) -> AsyncIterator[tuple[JournalWriter, OutboxWriter]]:  # noqa: F811
+async def box(database: Database) -> AsyncIterator[Box]:  # noqa: F811
     journal = JournalWriter(database=database, metrics=Metrics())
     outbox = OutboxWriter(
         database=database,
@@ -87,7 +99,7 @@ async def writer(database: Database) -> AsyncIterator[tuple[JournalWriter, Outbo
     journal.add_transaction_hook(outbox.write)
     journal.add_listener(outbox.after_commit)
     task = asyncio.create_task(journal.run())
-    yield journal, outbox
+    yield Box(database, journal, outbox)
     task.cancel()
 
 
@@ -132,16 +144,11 @@ def traded_unit() -> JournalUnit:
 
 
 class TestOutboxWriter:
-    async def test_rows_commit_with_the_journal_for_subscribers_only(
-        self,
-        database: Database,  # noqa: F811
-        writer: tuple[JournalWriter, OutboxWriter],
-    ) -> None:
-        journal, outbox = writer
-        woken = await subscribed(database, outbox)
-        await add_endpoint(database, outbox, "we_fills", "a", ["order.filled"])
-        await journal.enqueue(traded_unit())
-        rows = await outbox_rows(database)
+    async def test_rows_commit_with_the_journal_for_subscribers_only(self, box: Box) -> None:
+        woken = await subscribed(box.database, box.outbox)
+        await box.add_endpoint("we_fills", "a", ["order.filled"])
+        await box.journal.enqueue(traded_unit())
+        rows = await outbox_rows(box.database)
         assert [(r.endpoint_id, r.event_type, r.order_id) for r in rows] == [
             ("we_all", "order.accepted", 2),
             ("we_all", "order.filled", 2),
@@ -152,7 +159,9 @@ class TestOutboxWriter:
         assert {r.status for r in rows} == {"pending"}
         assert {r.attempt_count for r in rows} == {0}
         assert rows[0].deadline_ns == NOW + 10**9
-        body = orjson.loads(outbox.render(rows[1].event_type, rows[1].created_ns, rows[1].payload))
+        body = orjson.loads(
+            box.outbox.render(rows[1].event_type, rows[1].created_ns, rows[1].payload)
+        )
         assert body["type"] == "order.filled"
         assert body["timestamp"] == "2026-11-18T11:06:40Z"
         assert body["data"]["order"]["price"] == "1875.4"
@@ -168,23 +177,18 @@ class TestOutboxWriter:
             }
         ]
         accepted = orjson.loads(
-            outbox.render(rows[0].event_type, rows[0].created_ns, rows[0].payload)
+            box.outbox.render(rows[0].event_type, rows[0].created_ns, rows[0].payload)
         )
         assert accepted["type"] == "order.accepted"
         assert accepted["data"]["fills"] == []
 
-    async def test_expansion_matches_the_rules_on_both_backends(
-        self,
-        database: Database,  # noqa: F811
-        writer: tuple[JournalWriter, OutboxWriter],
-    ) -> None:
+    async def test_expansion_matches_the_rules_on_both_backends(self, box: Box) -> None:
         """The batch holds order changes; the messages are derived when it is expanded (in
         SQL on PostgreSQL): the same messages, in the same order, as ``expand_changes``,
         which follows ``event_types`` (the messages a commit yields)."""
-        journal, outbox = writer
-        await add_endpoint(database, outbox, "we_a1", "a", list(ORDER_EVENTS))
-        await add_endpoint(database, outbox, "we_a2", "a", ["order.filled", "order.cancelled"])
-        await add_endpoint(database, outbox, "we_b", "b", list(ORDER_EVENTS))
+        await box.add_endpoint("we_a1", "a", list(ORDER_EVENTS))
+        await box.add_endpoint("we_a2", "a", ["order.filled", "order.cancelled"])
+        await box.add_endpoint("we_b", "b", list(ORDER_EVENTS))
         units = [
             traded_unit(),  # 1 (b) partially filled by 2 (a), which is filled
             JournalUnit(  # 4 (a) takes 1 (b) and 5 (c, no endpoint), IOC rest cancelled
@@ -209,7 +213,7 @@ class TestOutboxWriter:
             ),
             JournalUnit(orders=[row(11, "c", "open")], created={11}),  # nobody listens
         ]
-        found = outbox.changes_for(units)
+        found = box.outbox.changes_for(units)
         assert found is not None
         doc, changes = found
         assert changes == 7  # order rows of accounts with endpoints
@@ -227,8 +231,8 @@ class TestOutboxWriter:
             ("we_a1", "order.rejected", 8),
             ("we_b", "order.expired", 9),
         ]
-        await asyncio.gather(*(journal.enqueue(unit) for unit in units))  # one commit
-        rows = await outbox_rows(database)
+        await asyncio.gather(*(box.journal.enqueue(unit) for unit in units))  # one commit
+        rows = await outbox_rows(box.database)
         stored = [(r.endpoint_id, r.event_type, r.order_id, orjson.loads(r.payload)) for r in rows]
         assert stored == expected
         fills = {r.event_type: orjson.loads(r.payload)[2] for r in rows if r.order_id == 4}
@@ -237,59 +241,41 @@ class TestOutboxWriter:
             [7, NOW + 7, 37508, 10, "taker"],
         ]
 
-    async def test_rows_roll_back_with_a_failed_commit(
-        self,
-        database: Database,  # noqa: F811
-        writer: tuple[JournalWriter, OutboxWriter],
-    ) -> None:
-        journal, outbox = writer
-        woken = await subscribed(database, outbox)
+    async def test_rows_roll_back_with_a_failed_commit(self, box: Box) -> None:
+        woken = await subscribed(box.database, box.outbox)
 
         def crash(_tx: JournalTransaction, _units: list[JournalUnit]) -> None:
             raise RuntimeError("the commit dies after the outbox rows were written")
 
-        journal.add_transaction_hook(crash)
+        box.journal.add_transaction_hook(crash)
         with pytest.raises(JournalUnavailable):
-            await journal.enqueue(traded_unit())
-        async with database.engine.connect() as conn:
+            await box.journal.enqueue(traded_unit())
+        async with box.database.engine.connect() as conn:
             assert await conn.scalar(select(func.count()).select_from(webhook_batches)) == 0
-        assert await outbox_rows(database) == []
-        async with database.engine.connect() as conn:
+        assert await outbox_rows(box.database) == []
+        async with box.database.engine.connect() as conn:
             assert await conn.scalar(select(func.count()).select_from(orders)) == 0
         assert woken == []
 
-    async def test_nothing_is_written_without_endpoints(
-        self,
-        database: Database,  # noqa: F811
-        writer: tuple[JournalWriter, OutboxWriter],
-    ) -> None:
-        journal, outbox = writer
-        await add_endpoint(database, outbox, "we_other", "c", ["order.filled"])
-        assert outbox.changes_for([traded_unit()]) is None
-        await journal.enqueue(traded_unit())
-        assert await outbox_rows(database) == []
+    async def test_nothing_is_written_without_endpoints(self, box: Box) -> None:
+        await box.add_endpoint("we_other", "c", ["order.filled"])
+        assert box.outbox.changes_for([traded_unit()]) is None
+        await box.journal.enqueue(traded_unit())
+        assert await outbox_rows(box.database) == []
 
     async def test_an_unknown_instrument_fails_at_rendering_not_in_the_commit(
-        self,
-        database: Database,  # noqa: F811
-        writer: tuple[JournalWriter, OutboxWriter],
+        self, box: Box
     ) -> None:
-        journal, outbox = writer
-        await add_endpoint(database, outbox, "we_all", "a", ["order.accepted"])
+        await box.add_endpoint("we_all", "a", ["order.accepted"])
         unit = JournalUnit(orders=[row(5, "a", "open", instrument_token=1)], created={5})
-        await journal.enqueue(unit)
-        (stored,) = await outbox_rows(database)
+        await box.journal.enqueue(unit)
+        (stored,) = await outbox_rows(box.database)
         with pytest.raises(UnknownInstrument):
-            outbox.render(stored.event_type, stored.created_ns, stored.payload)
+            box.outbox.render(stored.event_type, stored.created_ns, stored.payload)
 
-    async def test_disabled_endpoints_are_not_routed(
-        self,
-        database: Database,  # noqa: F811
-        writer: tuple[JournalWriter, OutboxWriter],
-    ) -> None:
-        _journal, outbox = writer
-        await add_endpoint(database, outbox, "we_all", "a", ["order.accepted"])
-        assert [r.endpoint_id for r in outbox.routes("a")] == ["we_all"]
-        await repository.update_endpoint(database, "a", "we_all", {"enabled": False})
-        await outbox.refresh()
-        assert outbox.routes("a") == ()
+    async def test_disabled_endpoints_are_not_routed(self, box: Box) -> None:
+        await box.add_endpoint("we_all", "a", ["order.accepted"])
+        assert [r.endpoint_id for r in box.outbox.routes("a")] == ["we_all"]
+        await repository.update_endpoint(box.database, "a", "we_all", {"enabled": False})
+        await box.outbox.refresh()
+        assert box.outbox.routes("a") == ()
