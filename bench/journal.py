@@ -80,6 +80,10 @@ def order_row(rng: random.Random, order_id: int, now: int) -> dict[str, Any]:
         "created_ns": now,
         "updated_ns": now,
         "last_seq": order_id * 3,
+        "product": None,
+        "validity": None,
+        "validity_ttl": None,
+        "tag": None,
     }
 
 

@@ -349,7 +349,7 @@ class OrderService:
         for record in mine:
             live.submit(CancelOrder(record.order_id, now), record.instrument_token, unit, touched)
             if reason is not None and record.status == CANCELLED:
-                record.reason = reason  # before ``finish`` freezes it into the journal row
+                live.relabel(unit, record, reason)
         live.finish(unit, touched)
         if unit.orders:
             await self._commit(unit)
