@@ -7,13 +7,15 @@ from __future__ import annotations
 import asyncio
 import datetime
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from app.settings import Settings
 from tests.kite.support import DESK_B, call, client, kite_server
 from tests.kite.test_connect import place
-from tests.support.trading import ADMIN, DESK_B_KEY
+from tests.support.cluster import two_gateways_and_a_matcher
+from tests.support.trading import ADMIN, DESK_B_KEY, add_accounts
 
 # What the client's history entries are compared on.
 FIELDS = ("status", "quantity", "price", "filled_quantity", "pending_quantity")
@@ -157,3 +159,25 @@ class TestTerms:
             # Kite shows an order of our own API with Kite's default product.
             kite_view = {o["order_id"]: o for o in await call(a.orders)}
             assert kite_view[placed.json()["order_id"]]["product"] == "CNC"
+
+
+class TestThroughAGateway:
+    async def test_terms_and_history_cross_the_stream_to_the_matcher(
+        self, make_settings: Callable[..., Settings], pg_url: str, tokens_dir: Path
+    ) -> None:
+        add_accounts(tokens_dir)
+        async with two_gateways_and_a_matcher(make_settings, pg_url) as (gateway, other, _m):
+            kite = client(gateway)
+            order_id = await place(
+                kite, "BUY", 6, 1875.5, product="NRML", validity="TTL", validity_ttl=9, tag="g-1"
+            )
+            await call(kite.modify_order, "regular", order_id, quantity=8, price=1875.0)
+            [order] = await call(client(other).orders)  # the other gateway reads it back
+            assert (order["product"], order["validity"], order["validity_ttl"], order["tag"]) == (
+                "NRML",
+                "TTL",
+                9,
+                "g-1",
+            )
+            history = await call(client(other).order_history, order_id)
+            assert [s[0] for s in steps(history)] == [s[0] for s in PLACED + MODIFIED]
