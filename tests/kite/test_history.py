@@ -11,7 +11,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import delete
+
 from app.settings import Settings
+from app.store.journal import order_history
 from tests.kite.support import DESK_B, call, client, kite_server
 from tests.kite.test_connect import place
 from tests.support.cluster import two_gateways_and_a_matcher
@@ -89,6 +92,18 @@ class TestHistory:
             assert stop_steps[3:] == ["TRIGGER PENDING"]
             cancelled = (await call(b.order_history, ioc))[-1]
             assert cancelled["status_message_raw"] == "IOC_UNFILLED"
+
+    async def test_an_order_journaled_before_the_history_gets_a_rebuilt_one(
+        self, backend_settings: Settings, tokens_dir: Path
+    ) -> None:
+        async with kite_server(backend_settings, tokens_dir) as live:
+            a, b = client(live), client(live, DESK_B, DESK_B_KEY)
+            order_id = await place(a, "SELL", 6, 1875.5)
+            await place(b, "BUY", 2, None)
+            async with live.state["database"].engine.begin() as conn:  # as before 0009
+                await conn.execute(delete(order_history))
+            history = await call(a.order_history, order_id)
+        assert steps(history) == [*PLACED, ("OPEN", 6, 1875.5, 2, 4)]
 
     async def test_survives_a_restart_and_ttl_is_armed_again_from_the_column(
         self, backend_settings: Settings, tokens_dir: Path

@@ -90,6 +90,9 @@ class OrderTerms:
         return None if value is None else cls(*value)
 
 
+_NO_TERMS = OrderTerms()
+
+
 @dataclass(slots=True)
 class Fill:
     trade_id: int
@@ -130,6 +133,7 @@ class OrderRecord:
         return self.status in LIVE_STATUSES
 
     def to_row(self) -> dict[str, Any]:
+        terms = self.terms or _NO_TERMS
         return {
             "order_id": self.order_id,
             "account": self.account,
@@ -152,7 +156,10 @@ class OrderRecord:
             "created_ns": self.created_ns,
             "updated_ns": self.updated_ns,
             "last_seq": self.last_seq,
-            **_terms_columns(self.terms),
+            "product": terms.product,
+            "validity": terms.validity,
+            "validity_ttl": terms.validity_ttl,
+            "tag": terms.tag,
         }
 
     @classmethod
@@ -188,20 +195,6 @@ def terms_of(row: Any) -> OrderTerms | None:
     if row.product is None and row.validity is None and row.tag is None:
         return None
     return OrderTerms(row.product, row.validity, row.validity_ttl, row.tag)
-
-
-_NO_TERMS = {"product": None, "validity": None, "validity_ttl": None, "tag": None}
-
-
-def _terms_columns(terms: OrderTerms | None) -> dict[str, Any]:
-    if terms is None:
-        return _NO_TERMS
-    return {
-        "product": terms.product,
-        "validity": terms.validity,
-        "validity_ttl": terms.validity_ttl,
-        "tag": terms.tag,
-    }
 
 
 _OrderEvent = (
