@@ -13,10 +13,13 @@ Reported: orders journaled per second of wall time, and the CPU per order of thi
 of the journal's cost can be told apart.
 
     .venv/bin/python bench/journal.py [--groups 40] [--group-orders 3200] [--upsert-all]
-        [--trades 700] [--changed 40] [--copy-min 256]
+        [--trades 700] [--changed 40] [--copy-min 256] [--no-history]
 
 ``--upsert-all`` writes every order row through the upsert from unnested arrays (how every
-order row was written before new orders went in with COPY), for comparison.
+order row was written before new orders went in with COPY), for comparison. Each group also
+writes the ``order_history`` rows the order path would (one per state: accepted, then traded
+or cancelled for the orders that ended, traded for the changed ones), in the same statement
+(COPY from ``--copy-min`` rows); ``--no-history`` leaves them out, for comparison.
 
 Creates and drops the database ``ticker_bench_journal``. Last output line: one JSON object.
 """
@@ -55,6 +58,26 @@ def backend_cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def history_rows(rows: list[dict[str, Any]], seq: int, *, changed: bool) -> list[tuple[Any, ...]]:
+    """The ``order_history`` rows of these order rows' states (seq: the first one's)."""
+    out: list[tuple[Any, ...]] = []
+    for row in rows:
+        price, now = row["price"], row["updated_ns"]
+        if not changed:
+            seq += 1
+            out.append(
+                (row["order_id"], seq, now, "accepted", "open", 50, 0, 50, price, None, None)
+            )
+        if row["status"] != "open":
+            seq += 1
+            event = "cancelled" if row["status"] == "cancelled" else "traded"
+            out.append(
+                (row["order_id"], seq, now, event, row["status"], 50, row["filled"],
+                 row["remaining"], price, None, row["reason"])
+            )  # fmt: skip
+    return out
+
+
 def order_row(rng: random.Random, order_id: int, now: int) -> dict[str, Any]:
     status = rng.choice(STATUSES)
     filled = 50 if status == "filled" else 0
@@ -80,17 +103,28 @@ def order_row(rng: random.Random, order_id: int, now: int) -> dict[str, Any]:
         "created_ns": now,
         "updated_ns": now,
         "last_seq": order_id * 3,
+        "product": None,
+        "validity": None,
+        "validity_ttl": None,
+        "tag": None,
     }
 
 
 async def run(
-    url: str, groups: int, size: int, upsert_all: bool, trade_count: int, changed_count: int
+    url: str,
+    groups: int,
+    size: int,
+    upsert_all: bool,
+    trade_count: int,
+    changed_count: int,
+    history: bool = True,
 ) -> dict[str, Any]:
     database = Database.create(url)
     connection = JournalConnection(database)
     rng = random.Random(7)
     resting: list[dict[str, Any]] = []
     next_id = seq = 0
+    history_seq = 1 << 40  # apart from the trades' ids (the table's key is order_id, seq)
     wall = cpu = backend = 0.0
     measured = 0
     pid = 0
@@ -113,6 +147,13 @@ async def run(
                     seq, now, 37508, 5, next_id - 1, next_id, "default", "desk-b", Side.BUY, 0, 0
                 )
                 trades.append(trade_row(408065, trade))
+            history_rows_ = []
+            if history:
+                history_rows_ = history_rows(new, history_seq, changed=False)
+                history_rows_ += history_rows(
+                    changed, history_seq + len(history_rows_), changed=True
+                )
+                history_seq += len(history_rows_)
             started, cpu0 = time.perf_counter(), time.process_time()
             backend0 = backend_cpu_seconds(pid) if pid else 0.0
             tx = connection.transaction()
@@ -121,6 +162,7 @@ async def run(
                 order_rows=new + changed,
                 trade_rows=trades,
                 new_order_ids=() if upsert_all else {row["order_id"] for row in new},
+                history_rows=history_rows_,
             )
             await connection.commit(tx)
             if group >= WARMUP_GROUPS:
@@ -138,6 +180,7 @@ async def run(
         "groups": groups,
         "orders_per_group": size,
         "trades_per_group": trade_count,
+        "history": history,
         "new_orders": "upsert"
         if upsert_all
         else ("copy" if size >= app.store.journal.COPY_MIN_ROWS else "insert"),
@@ -155,6 +198,7 @@ def main() -> None:
     parser.add_argument("--upsert-all", action="store_true", help="no COPY for new orders")
     parser.add_argument("--trades", type=int, default=700, help="trades per group")
     parser.add_argument("--changed", type=int, default=40, help="earlier orders changed per group")
+    parser.add_argument("--no-history", action="store_true", help="no order_history rows")
     parser.add_argument(
         "--copy-min", type=int, default=COPY_MIN_ROWS, help="new rows from which COPY is used"
     )
@@ -163,7 +207,15 @@ def main() -> None:
     url = fresh_database(DATABASE)
     try:
         result = asyncio.run(
-            run(url, args.groups, args.group_orders, args.upsert_all, args.trades, args.changed)
+            run(
+                url,
+                args.groups,
+                args.group_orders,
+                args.upsert_all,
+                args.trades,
+                args.changed,
+                not args.no_history,
+            )
         )
     finally:
         drop_databases(DATABASE)

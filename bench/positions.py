@@ -74,6 +74,10 @@ def group(rng: random.Random, seq: int) -> tuple[list[JournalUnit], list[dict[st
                     "created_ns": NOW,
                     "updated_ns": NOW,
                     "last_seq": seq,
+                    "product": None,
+                    "validity": None,
+                    "validity_ttl": None,
+                    "tag": None,
                 }  # fmt: skip
             )
     return units, rows

@@ -16,6 +16,16 @@ from app.services.orders.parsing import ErrorOut, FillOut
 Decimal = str  # a decimal string, e.g. "1875.4"
 
 
+class KiteTermsOut(BaseModel):
+    """Kite Connect's terms of an order placed through the Kite API (README, "Kite Connect
+    clients"); our own API neither takes nor uses them."""
+
+    product: Literal["CNC", "MIS", "NRML"] | None
+    validity: Literal["DAY", "IOC", "TTL"] | None
+    validity_ttl: int | None
+    tag: str | None
+
+
 class OrderOut(BaseModel):
     """One order as ``GET /orders/{order_id}`` shows it (current state and every fill)."""
 
@@ -43,6 +53,7 @@ class OrderOut(BaseModel):
     updated_ns: int
     created_at: str
     updated_at: str
+    kite: KiteTermsOut | None = None
     error: ErrorOut | None = None
 
 

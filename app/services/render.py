@@ -6,10 +6,10 @@ decimal strings on the instrument's grid and RFC 3339 UTC. An order looks the sa
 channel (``order_fields``), each adding a few fields of its own:
 
 - the REST API (``GET /orders/{id}``, amend and cancel answers): ``render_order``, from the live
-  record, with its fills, average price, ``*_ns`` and ``*_at`` times;
+  record, with its fills, average price, ``*_ns`` and ``*_at`` times and ``kite``;
 - a batch's order result (the outcome, not the order): ``render_result``, ``render_reject``;
-- ``/ws/orders``: ``render_order_update``, from a committed journal row, with ``created`` and
-  ``*_ns`` times;
+- ``/ws/orders``: ``render_order_update``, from a committed journal row, with ``created``,
+  ``*_ns`` times and ``kite``;
 - webhooks: ``render_order_event``, from the outbox's snapshot row, with ``*_at`` times.
 
 A fill: inside an order (``render_fill``), one of the account's fills (``render_account_fill``:
@@ -85,6 +85,12 @@ def render_order(instrument: Instrument, record: OrderRecord) -> dict[str, Any]:
     # The same instants as the webhooks show them, for clients that read dates.
     body["created_at"] = iso_time(record.created_ns)
     body["updated_at"] = iso_time(record.updated_ns)
+    terms = record.terms
+    body["kite"] = (
+        None
+        if terms is None
+        else kite_terms(terms.product, terms.validity, terms.validity_ttl, terms.tag)
+    )
     if record.status == REJECTED:
         body["error"] = {"code": record.reason, "message": _REASONS.get(record.reason or "", "")}
     return body
@@ -98,7 +104,21 @@ def render_order_update(
     body["created"] = created
     body["created_ns"] = row["created_ns"]
     body["updated_ns"] = row["updated_ns"]
+    product, validity = row["product"], row["validity"]
+    body["kite"] = (
+        None
+        if product is None and validity is None
+        else kite_terms(product, validity, row["validity_ttl"], row["tag"])
+    )
     return body
+
+
+def kite_terms(
+    product: str | None, validity: str | None, validity_ttl: int | None, tag: str | None
+) -> dict[str, Any]:
+    """``kite``: the Kite Connect terms of an order placed through the Kite API (null for
+    our own API's orders), which Kite's shapes of the order show."""
+    return {"product": product, "validity": validity, "validity_ttl": validity_ttl, "tag": tag}
 
 
 def render_order_event(instrument: Instrument, row: Mapping[str, Any]) -> dict[str, Any]:

@@ -56,13 +56,14 @@ def batch_row(batch_id: str) -> dict[str, Any]:
 
 def group(tx: JournalTransaction, first: int, *, fence: tuple[int, int] | None = None) -> None:
     """What one group commit of a matcher writes: a new order, a changed one, a trade, the
-    batch, the outbox's batch and the fence check."""
+    batch, the new order's history row, the outbox's batch and the fence check."""
     queue_rows(
         tx,
         order_rows=[order_row(first, "a", None), order_row(first - 1, "a", None)],
         trade_rows=[trade_row(first)],
         batch_rows=[batch_row(f"b{first}")],
         new_order_ids={first},
+        history_rows=[(first, first, 1, "accepted", "open", 5, 0, 5, 37508, None, None)],
     )
     queue_changes(tx, {"v": 1, "r": {}, "u": []}, 1, created_ns=1, deadline_ns=2)
     if fence is not None:

@@ -57,6 +57,10 @@ def order_row(order_id: int, account: str, client_order_id: str | None) -> dict:
         "created_ns": 1,
         "updated_ns": 1,
         "last_seq": order_id,
+        "product": None,
+        "validity": None,
+        "validity_ttl": None,
+        "tag": None,
     }
 
 

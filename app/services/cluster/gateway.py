@@ -31,6 +31,7 @@ from app.services.orders.errors import OrderNotFound
 from app.services.orders.idempotency import IdempotencyGuard
 from app.services.orders.parsing import parse_batch, parse_order, parse_single
 from app.services.orders.placement import screen, single_result
+from app.services.orders.records import OrderTerms
 from app.services.orders.shard import shard_of
 from app.services.render import render_reject
 from app.store.database import Database
@@ -91,6 +92,7 @@ class StreamOrderEntry:
         atomic: bool,
         idempotency_key: str | None,
         request_hash: str | None,
+        terms: list[OrderTerms | None] | None = None,
     ) -> dict[str, Any]:
         started = time.perf_counter()
         batch_id = secrets.token_hex(12)
@@ -127,6 +129,8 @@ class StreamOrderEntry:
                 "indices": indices,
                 "atomic": atomic,
             }
+            if terms is not None:  # the Kite adapter's, per order (``OrderTerms.to_json``)
+                command["terms"] = [_json_terms(terms[index]) for index in indices]
             try:
                 future = await self._hop.send(shard, command)
             except ShardUnavailable:
@@ -204,8 +208,13 @@ class StreamOrderEntry:
         except Exception:  # the orders are journaled by the matchers; this is a convenience copy
             log.exception("could not store the merged batch %s", response["batch_id"])
 
-    async def place_order(self, account: str, body: bytes) -> dict[str, Any]:
-        result = single_result(await self._place(account, [parse_single(body)], False, None, None))
+    async def place_order(
+        self, account: str, body: bytes, *, terms: OrderTerms | None = None
+    ) -> dict[str, Any]:
+        items = [parse_single(body)]
+        result = single_result(
+            await self._place(account, items, False, None, None, None if terms is None else [terms])
+        )
         if result["status"] == "unknown":
             raise ShardTimeout(details=result)
         return result
@@ -285,3 +294,7 @@ class StreamOrderEntry:
 
         instrument = self._registry.snapshot.lookup(symbol)
         return await trade_page(self._database, instrument, limit, cursor)
+
+
+def _json_terms(terms: OrderTerms | None) -> list[Any] | None:
+    return None if terms is None else terms.to_json()

@@ -20,6 +20,7 @@ from redis.exceptions import ResponseError
 from app.errors import AppError
 from app.services.cluster import protocol
 from app.services.orders.market import MarketDataService
+from app.services.orders.records import OrderTerms
 from app.services.orders.service import OrderService
 from app.store.redis import RedisStore
 
@@ -130,6 +131,7 @@ class Matcher:
                 idempotency_key=protocol.COMMAND_PREFIX + command["id"],
                 request_hash=command["id"],
                 indices=command["indices"],
+                terms=_terms(command.get("terms")),
             )
         if kind == "cancel":
             return await orders.cancel_order(account, command["order_id"])
@@ -149,3 +151,8 @@ class Matcher:
         if kind == "stats":
             return await self._market.stats(command["symbol"])
         raise AppError(f"unknown command kind {kind!r}", code="BAD_COMMAND")
+
+
+def _terms(value: list[Any] | None) -> list[OrderTerms | None] | None:
+    """A batch command's ``terms`` (the gateway's ``OrderTerms.to_json`` per order)."""
+    return None if value is None else [OrderTerms.from_json(item) for item in value]

@@ -1,6 +1,8 @@
 """Kite orders: a form in, our order placed through the same ``OrderEntry``; our orders out
-in Kite's shapes (``shapes``; Kite's product, validity and tag travel in the order's
-``client_order_id``).
+in Kite's shapes (``shapes``). Kite's product, validity, TTL minutes and tag are the order's
+``OrderTerms``, journaled in the order's own columns in the commit that places it; the
+order's ``client_order_id`` stays null (Kite has no client order id; its ``guid`` is null). The
+history is the stored one (``history``).
 
 ``TTL`` orders rest as ``DAY`` orders and are cancelled when their minutes are up, by a timer
 of this process; at start the timers are armed again from the journal (``rearm_ttl``), so a
@@ -13,27 +15,19 @@ import asyncio
 import contextlib
 import logging
 import re
-import secrets
 from collections.abc import Mapping
 from typing import Any
 
 import orjson
 
 from app.errors import AppError, ValidationFailed
-from app.services.kite.shapes import (
-    OUR_ORDER_TYPES,
-    KiteOrderMeta,
-    decode_meta,
-    encode_meta,
-    history,
-    kite_order,
-    kite_trade,
-    number,
-)
+from app.services.kite.history import rebuilt_history, stored_history
+from app.services.kite.shapes import OUR_ORDER_TYPES, kite_order, kite_trade, number
 from app.services.orders.entry import InstrumentControl, OrderEntry
 from app.services.orders.reads import OrderReads
+from app.services.orders.records import OrderTerms
 from app.store.database import Database
-from app.store.kite import account_trades, working_ttl_orders
+from app.store.kite import account_trades, amended_orders, history_rows, working_ttl_orders
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +111,7 @@ class KiteOrders:
         tag = form.get("tag") or None
         if tag is not None and not _TAG.fullmatch(tag):
             raise ValidationFailed(f"`tag` must be 1-{_TAG_MAX} characters of A-Za-z0-9._-")
-        meta = KiteOrderMeta(variety, _choice(form, "product", PRODUCTS), validity, ttl, tag)
+        terms = OrderTerms(_choice(form, "product", PRODUCTS), validity, ttl, tag)
         ours = OUR_ORDER_TYPES[order_type]
         item: dict[str, Any] = {
             "symbol": f"{_field(form, 'exchange')}:{_field(form, 'tradingsymbol')}",
@@ -125,8 +119,6 @@ class KiteOrders:
             "type": ours,
             "quantity": _field(form, "quantity"),
             "time_in_force": _VALIDITIES[validity],
-            # Kite's fields, journaled with the order (``shapes.encode_meta``).
-            "client_order_id": encode_meta(meta, secrets.token_hex(6)),
         }
         # Kite clients often send price=0 on MARKET and SL-M orders: it means "none".
         price, trigger = form.get("price"), form.get("trigger_price")
@@ -138,7 +130,7 @@ class KiteOrders:
             item["trigger_price"] = _field(form, "trigger_price")
         elif _positive(trigger):
             raise ValidationFailed(f"`trigger_price` is not allowed on {order_type} orders")
-        result = await self._orders.place_order(account, orjson.dumps(item))
+        result = await self._orders.place_order(account, orjson.dumps(item), terms=terms)
         order_id = int(result["order_id"])
         if ttl is not None and result["status"] in ("open", "partially_filled", "pending_trigger"):
             self._expire_later(account, order_id, ttl * self.ttl_unit_seconds)
@@ -165,10 +157,7 @@ class KiteOrders:
         its placing; one whose time is up is cancelled now. Returns how many were armed."""
         armed = 0
         for row in await working_ttl_orders(self._database):
-            meta = decode_meta(row.client_order_id)
-            if meta is None or meta.validity_ttl is None:
-                continue
-            left_ns = row.created_ns + meta.validity_ttl * self.ttl_unit_seconds * 1e9 - now_ns
+            left_ns = row.created_ns + row.validity_ttl * self.ttl_unit_seconds * 1e9 - now_ns
             self._expire_later(row.account, row.order_id, max(0.0, left_ns / 1e9))
             armed += 1
         return armed
@@ -235,15 +224,22 @@ class KiteOrders:
             if cursor is None:
                 break
         items.reverse()
-        return [self._shape(account, o) for o in items]
+        amended = await amended_orders(self._database, [int(o["order_id"]) for o in items])
+        return [
+            self._shape(account, {**o, "modified": int(o["order_id"]) in amended}) for o in items
+        ]
 
     async def order_history(self, account: str, order_id: int) -> list[dict[str, Any]]:
-        order = await self._reads.get_order(account, order_id)
-        current = self._shape(account, order)
+        order = await self._reads.get_order(account, order_id)  # ORDER_NOT_FOUND if not ours
         instrument = self._registry.snapshot.instrument(order["instrument_token"])
-        rows = await account_trades(self._database, account, order_id=order_id)
-        fills = [(r.ts_ns, number(instrument.lots_to_quantity(r.quantity))) for r in rows]
-        return history(current, fills)
+        trades = await account_trades(self._database, account, order_id=order_id)
+        rows = await history_rows(self._database, order_id)
+        modified = any(row.event == "amended" for row in rows)
+        current = self._shape(account, {**order, "modified": modified})
+        if rows:
+            return stored_history(instrument, current, rows, trades)
+        fills = [(r.ts_ns, number(instrument.lots_to_quantity(r.quantity))) for r in trades]
+        return rebuilt_history(current, fills)
 
     async def trades(self, account: str, order_id: int | None = None) -> list[dict[str, Any]]:
         if order_id is not None:

@@ -2,18 +2,16 @@
 
 ``kite_order`` takes an order as our API renders it (``app.services.render``, or an
 order update of ``/ws/orders``: the same field names) and maps it; the history is built from
-the journal's record of the order and its trades (``history``).
+its stored history (``app.services.kite.history``).
 
-Kite's product, validity (with its TTL) and tag have no field on our order: they travel in its
-``client_order_id``, ``kite:<product>:<validity>:<ttl>:<tag>:<nonce>`` (``encode_meta``), which
-the journal stores with the order in the same commit, so they are as durable as the order and
-every order update carries them. Orders placed through our own API have none
-(``default_meta``).
+Kite's product, validity (with its TTL) and tag are columns of the order (``kite`` in our
+renderings of it, ``app.services.render.kite_terms``), stored with the order in the commit that
+placed it. Orders placed through our own API have none (``default_meta``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -62,24 +60,13 @@ class KiteOrderMeta:
     tag: str | None
 
 
-_PREFIX = "kite"
-
-
-def encode_meta(meta: KiteOrderMeta, nonce: str) -> str:
-    """The ``client_order_id`` of a Kite order (``tag`` holds no ``:``; at most 64 chars)."""
-    ttl = "" if meta.validity_ttl is None else str(meta.validity_ttl)
-    return f"{_PREFIX}:{meta.product}:{meta.validity}:{ttl}:{meta.tag or ''}:{nonce}"
-
-
-def decode_meta(client_order_id: str | None) -> KiteOrderMeta | None:
-    if not client_order_id or not client_order_id.startswith(_PREFIX + ":"):
-        return None
-    parts = client_order_id.split(":")
-    if len(parts) != 6:
-        return None
-    _prefix, product, validity, ttl, tag, _nonce = parts
+def order_meta(order: Mapping[str, Any], instrument: Instrument) -> KiteOrderMeta:
+    """The Kite terms of an order as our API renders it (its ``kite`` field)."""
+    terms = order.get("kite")
+    if not terms:
+        return default_meta(instrument)
     return KiteOrderMeta(
-        "regular", product, validity, int(ttl) if ttl.isdigit() else None, tag or None
+        "regular", terms["product"], terms["validity"], terms["validity_ttl"], terms["tag"]
     )
 
 
@@ -97,7 +84,7 @@ def status_message(order: Mapping[str, Any]) -> str | None:
 
 
 def kite_order(instrument: Instrument, order: Mapping[str, Any], account: str) -> dict[str, Any]:
-    meta = decode_meta(order.get("client_order_id")) or default_meta(instrument)
+    meta = order_meta(order, instrument)
     exchange = instrument.exchange
     quantity = number(order["quantity"])
     filled = number(order["filled_quantity"])
@@ -118,7 +105,7 @@ def kite_order(instrument: Instrument, order: Mapping[str, Any], account: str) -
         "exchange_update_timestamp": kite_time(updated, exchange),
         "exchange_timestamp": kite_time(placed, exchange),
         "variety": meta.variety,
-        "modified": False,
+        "modified": bool(order.get("modified")),
         "exchange": exchange,
         "tradingsymbol": instrument.tradingsymbol,
         "instrument_token": instrument.instrument_token,
@@ -143,58 +130,11 @@ def kite_order(instrument: Instrument, order: Mapping[str, Any], account: str) -
     }
 
 
-def history(
-    current: dict[str, Any], fills: Sequence[tuple[int, int | float]]
-) -> list[dict[str, Any]]:
-    """One entry per state the order passed through, oldest first, from its current Kite
-    shape and its fills (``(ts_ns, quantity)``, oldest first)."""
-    exchange = current["exchange"]
-    placed = current["order_timestamp"]
-    total = current["quantity"]
-
-    def entry(status: str, timestamp: str | None, filled: int | float, **extra: Any) -> Any:
-        done = status in ("COMPLETE", "CANCELLED", "REJECTED")
-        return {
-            **current,
-            "status": status,
-            "status_message": None,
-            "order_timestamp": timestamp,
-            "exchange_timestamp": timestamp if status not in _PRE_EXCHANGE else None,
-            "exchange_update_timestamp": timestamp,
-            "filled_quantity": filled,
-            "pending_quantity": 0 if done else total - filled,
-            "cancelled_quantity": 0,
-            "average_price": current["average_price"] if filled else 0,
-            **extra,
-        }
-
-    steps = [entry(status, placed, 0) for status in _PRE_EXCHANGE]
-    if current["status"] == "REJECTED" and not fills:
-        return [*steps[:2], {**current}]
-    first = "TRIGGER PENDING" if current["order_type"] in ("SL", "SL-M") else "OPEN"
-    steps.append(entry(first, placed, 0))
-    filled: int | float = 0
-    for ts_ns, quantity in fills:
-        filled += quantity
-        when = kite_time(ts_ns, exchange)
-        if filled >= total:
-            break
-        steps.append(entry("OPEN", when, filled))
-    if current["status"] != steps[-1]["status"] or current["filled_quantity"] != filled:
-        steps.append({**current})
-    elif current["status"] in ("COMPLETE", "CANCELLED", "REJECTED"):
-        steps[-1] = {**current}
-    return steps
-
-
-_PRE_EXCHANGE = ("PUT ORDER REQ RECEIVED", "VALIDATION PENDING", "OPEN PENDING")
-
-
 def kite_trade(instrument: Instrument, row: Any) -> dict[str, Any]:
     """One of the account's trades (a row of ``app.store.kite.account_trades``) in Kite's
     tradebook shape."""
     order_id, side = row.mine, row.side
-    meta = decode_meta(row.client_order_id) or default_meta(instrument)
+    product = row.product or default_meta(instrument).product
     when = kite_time(row.ts_ns, instrument.exchange)
     return {
         "trade_id": str(row.trade_id),
@@ -203,7 +143,7 @@ def kite_trade(instrument: Instrument, row: Any) -> dict[str, Any]:
         "tradingsymbol": instrument.tradingsymbol,
         "exchange": instrument.exchange,
         "instrument_token": instrument.instrument_token,
-        "product": meta.product,
+        "product": product,
         "average_price": number(instrument.ticks_to_price(row.price)),
         "quantity": number(instrument.lots_to_quantity(row.quantity)),
         "fill_timestamp": when,

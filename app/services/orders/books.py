@@ -94,7 +94,7 @@ class LiveBooks:
     ) -> Applied:
         """One command into its book; the events move the records and fill the unit."""
         events = self.book(token).submit(command)
-        applied = Applied(touched=touched)
+        applied = Applied(touched=touched, history=unit.history)
         apply_events(events, self.records, applied)
         if events:
             self.book_seq[token] = events[-1].seq
@@ -104,6 +104,18 @@ class LiveBooks:
             unit.trades.append((token, trade))
             self._on_trade(token, trade)
         return applied
+
+    @staticmethod
+    def relabel(unit: JournalUnit, record: OrderRecord, reason: str) -> None:
+        """Give the order the command just submitted ended a reason of the service's own
+        (``CANCEL_ON_DISCONNECT``, ``INSTRUMENT_EXPIRED``) in its record and its last history
+        row, before ``finish`` freezes the journal row."""
+        record.reason = reason
+        history = unit.history
+        for index in range(len(history) - 1, -1, -1):
+            if history[index][0] == record.order_id:
+                history[index] = (*history[index][:-1], reason)
+                return
 
     def finish(self, unit: JournalUnit, touched: dict[int, OrderRecord]) -> None:
         """Freeze the touched orders into journal rows; forget the ones that are done."""

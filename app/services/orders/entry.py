@@ -12,6 +12,7 @@ from typing import Any, Protocol
 
 from app.services.instruments.model import Instrument, InstrumentStatus
 from app.services.instruments.snapshot import SnapshotSource
+from app.services.orders.records import OrderTerms
 
 
 class InstrumentControl(SnapshotSource, Protocol):
@@ -26,7 +27,11 @@ class OrderEntry(Protocol):
         self, account: str, body: bytes, *, idempotency_key: str | None = None
     ) -> dict[str, Any]: ...
 
-    async def place_order(self, account: str, body: bytes) -> dict[str, Any]: ...
+    async def place_order(
+        self, account: str, body: bytes, *, terms: OrderTerms | None = None
+    ) -> dict[str, Any]:
+        """One order; ``terms`` (Kite's product, validity, TTL, tag) are kept on it."""
+        ...
 
     async def cancel_order(self, account: str, order_id: int) -> dict[str, Any]: ...
 

@@ -48,6 +48,8 @@ class JournalUnit:
     tops: dict[int, TopOfBookChanged] = field(default_factory=dict)
     batch: dict[str, Any] | None = None
     created: set[int] = field(default_factory=set)  # orders this unit placed
+    # The states its orders passed through (``order_history`` rows), in event order
+    history: list[tuple[Any, ...]] = field(default_factory=list)
     # The positions this unit's fills moved, as it left them (set by the positions hook)
     positions: list[Any] | None = None
     future: asyncio.Future[None] | None = None
@@ -252,9 +254,11 @@ class JournalWriter:
         order_rows: dict[int, dict[str, Any]] = {}
         trade_rows: list[dict[str, Any]] = []
         batch_rows: list[dict[str, Any]] = []
+        history_rows: list[tuple[Any, ...]] = []
         created: set[int] = set()
         for unit in group:
             created |= unit.created
+            history_rows += unit.history
             for row in unit.orders:
                 order_rows[row["order_id"]] = row  # the latest state of an order wins
             trade_rows.extend(trade_row(token, trade) for token, trade in unit.trades)
@@ -267,6 +271,7 @@ class JournalWriter:
             trade_rows=trade_rows,
             batch_rows=batch_rows,
             new_order_ids=created,
+            history_rows=history_rows,
         )
         for hook in self._hooks:
             hook(tx, group)

@@ -21,7 +21,7 @@ from app.services.orders.entry import InstrumentControl
 from app.services.orders.errors import OrderRejectedError
 from app.services.orders.journal import JournalUnit
 from app.services.orders.parsing import OrderInvalid, OrderRequest, parse_order
-from app.services.orders.records import OrderRecord
+from app.services.orders.records import OrderRecord, OrderTerms
 from app.services.orders.risk import RiskChecker, RiskReject
 from app.services.orders.session import SessionGate
 from app.services.render import render_reject, render_result
@@ -68,9 +68,11 @@ class Placement:
         batch_id: str,
         known: dict[int, OrderRecord],
         now: int,
+        terms: list[OrderTerms | None] | None = None,
     ) -> Placed:
         """``known``: finished orders whose ``client_order_id`` the batch repeats; ``now``:
-        the time the orders are placed at (their events' timestamp)."""
+        the time the orders are placed at (their events' timestamp); ``terms``: each item's
+        adapter terms (Kite's), kept on the order."""
         seen: set[str] = set()
         pending = 0
 
@@ -118,6 +120,8 @@ class Placement:
                 placed.append((p, record))
                 continue
             record = self._new_record(account, batch_id, p, now)
+            if terms is not None:
+                record.terms = terms[p.index]
             unit.created.add(record.order_id)
             placed.append((p, record))
             live.submit(

@@ -38,6 +38,61 @@ CANCEL_ON_DISCONNECT = "CANCEL_ON_DISCONNECT"
 _STOPS = frozenset({OrderType.STOP.value, OrderType.STOP_LIMIT.value})
 
 
+# What moved an order into the state an ``order_history`` row records.
+ACCEPTED_EVENT, REJECTED_EVENT, TRADED_EVENT = "accepted", "rejected", "traded"
+TRIGGERED_EVENT, AMENDED_EVENT = "triggered", "amended"
+CANCELLED_EVENT, EXPIRED_EVENT = "cancelled", "expired"
+HISTORY_EVENTS = (
+    ACCEPTED_EVENT,
+    REJECTED_EVENT,
+    TRADED_EVENT,
+    TRIGGERED_EVENT,
+    AMENDED_EVENT,
+    CANCELLED_EVENT,
+    EXPIRED_EVENT,
+)
+# A row of ``order_history`` (``app.store.journal.HISTORY_COLUMNS``): order_id, seq, ts_ns,
+# event, status, quantity, filled, remaining, price, trigger_price, reason.
+HistoryRow = tuple[int, int, int, str, str, int, int, int, int | None, int | None, str | None]
+
+
+def history_row(record: OrderRecord, seq: int, ts_ns: int, event: str) -> HistoryRow:
+    return (
+        record.order_id,
+        seq,
+        ts_ns,
+        event,
+        record.status,
+        record.quantity,
+        record.filled,
+        record.remaining,
+        record.price,
+        record.trigger_price,
+        record.reason,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class OrderTerms:
+    """Terms a protocol adapter keeps with an order, fixed at placing: Kite Connect's product,
+    validity (``DAY``/``IOC``/``TTL``), TTL minutes and tag. Our own API sets none."""
+
+    product: str | None = None
+    validity: str | None = None
+    validity_ttl: int | None = None
+    tag: str | None = None
+
+    def to_json(self) -> list[Any]:
+        return [self.product, self.validity, self.validity_ttl, self.tag]
+
+    @classmethod
+    def from_json(cls, value: Any) -> OrderTerms | None:
+        return None if value is None else cls(*value)
+
+
+_NO_TERMS = OrderTerms()
+
+
 @dataclass(slots=True)
 class Fill:
     trade_id: int
@@ -71,12 +126,14 @@ class OrderRecord:
     updated_ns: int = 0
     last_seq: int = 0
     fills: list[Fill] = field(default_factory=list)
+    terms: OrderTerms | None = None
 
     @property
     def live(self) -> bool:
         return self.status in LIVE_STATUSES
 
     def to_row(self) -> dict[str, Any]:
+        terms = self.terms or _NO_TERMS
         return {
             "order_id": self.order_id,
             "account": self.account,
@@ -99,6 +156,10 @@ class OrderRecord:
             "created_ns": self.created_ns,
             "updated_ns": self.updated_ns,
             "last_seq": self.last_seq,
+            "product": terms.product,
+            "validity": terms.validity,
+            "validity_ttl": terms.validity_ttl,
+            "tag": terms.tag,
         }
 
     @classmethod
@@ -125,7 +186,15 @@ class OrderRecord:
             created_ns=row.created_ns,
             updated_ns=row.updated_ns,
             last_seq=row.last_seq,
+            terms=terms_of(row),
         )
+
+
+def terms_of(row: Any) -> OrderTerms | None:
+    """The ``OrderTerms`` of an ``orders`` row (None when it has none)."""
+    if row.product is None and row.validity is None and row.tag is None:
+        return None
+    return OrderTerms(row.product, row.validity, row.validity_ttl, row.tag)
 
 
 _OrderEvent = (
@@ -147,6 +216,8 @@ class Applied:
     trades: list[Trade] = field(default_factory=list)
     top: TopOfBookChanged | None = None
     rejected: OrderRejected | None = None
+    # Each state an order passed through (``order_history`` rows), in event order.
+    history: list[HistoryRow] = field(default_factory=list)
 
 
 def apply_events(events: list[Event], records: dict[int, OrderRecord], applied: Applied) -> None:
@@ -154,7 +225,7 @@ def apply_events(events: list[Event], records: dict[int, OrderRecord], applied: 
 
     Dispatches on the exact event type with ``is`` (the hot path: no isinstance chains).
     """
-    touched = applied.touched
+    touched, history = applied.touched, applied.history
     for event in events:
         kind = type(event)
         if kind is Trade:
@@ -171,6 +242,7 @@ def apply_events(events: list[Event], records: dict[int, OrderRecord], applied: 
                 party.last_seq = trade.seq
                 party.updated_ns = trade.timestamp
                 touched[order_id] = party
+                history.append(history_row(party, trade.seq, trade.timestamp, TRADED_EVENT))
             applied.trades.append(trade)
             continue
         if kind is TopOfBookChanged:
@@ -182,37 +254,49 @@ def apply_events(events: list[Event], records: dict[int, OrderRecord], applied: 
             if kind is OrderRejected:
                 applied.rejected = cast(OrderRejected, event)
             continue
-        record.last_seq = order_event.seq
+        seq = record.last_seq = order_event.seq
         record.updated_ns = order_event.timestamp
         touched[record.order_id] = record
         if kind is OrderAccepted:
             record.priority = cast(OrderAccepted, event).priority
             record.status = PENDING_TRIGGER if record.order_type in _STOPS else OPEN
+            step: str | None = ACCEPTED_EVENT
         elif kind is OrderFilled:
             record.remaining = 0
             record.status = FILLED
+            step = None  # its last trade's row has it filled already
         elif kind is OrderCancelled:
             record.remaining = 0
             record.status = CANCELLED
             record.reason = cast(OrderCancelled, event).reason
+            step = CANCELLED_EVENT
         elif kind is OrderExpired:
             record.remaining = 0
             record.status = EXPIRED
             record.reason = "DAY_EXPIRED"
+            step = EXPIRED_EVENT
         elif kind is StopTriggered:
             record.priority = cast(StopTriggered, event).priority
             record.status = PARTIALLY_FILLED if record.filled else OPEN
+            step = TRIGGERED_EVENT
         elif kind is OrderAmended:
             amended = cast(OrderAmended, event)
             record.price = amended.price
             record.remaining = amended.quantity
             record.quantity = record.filled + amended.quantity
             record.priority = amended.priority
+            step = AMENDED_EVENT
         elif kind is OrderRejected:
             rejected = cast(OrderRejected, event)
             applied.rejected = rejected
+            step = None
             if record.status not in LIVE_STATUSES or record.priority is None:
                 # A new order the book refused; a refused cancel/amend leaves the order as is.
                 record.status = REJECTED
                 record.reason = rejected.reason
                 record.remaining = 0
+                step = REJECTED_EVENT
+        else:
+            step = None
+        if step is not None:
+            history.append(history_row(record, seq, order_event.timestamp, step))

@@ -31,7 +31,7 @@ from app.services.orders.idempotency import IdempotencyGuard
 from app.services.orders.journal import JournalUnavailable, JournalUnit, JournalWriter
 from app.services.orders.parsing import parse_batch, parse_single
 from app.services.orders.placement import Placement, single_result
-from app.services.orders.records import CANCELLED, OrderRecord
+from app.services.orders.records import CANCELLED, OrderRecord, OrderTerms
 from app.services.orders.recovery import load_state
 from app.services.orders.risk import CircuitBreaker, RiskChecker
 from app.services.orders.session import PositionLimit, SessionGate
@@ -190,8 +190,10 @@ class OrderService:
         idempotency_key: str | None = None,
         request_hash: str | None = None,
         indices: list[int] | None = None,
+        terms: list[OrderTerms | None] | None = None,
     ) -> dict[str, Any]:
-        """Place parsed batch items; ``indices`` renumbers results (a gateway's shard part)."""
+        """Place parsed batch items; ``indices`` renumbers results (a gateway's shard part);
+        ``terms``: an adapter's terms of each item (Kite's), kept on the order."""
         started = time.perf_counter()
         self.journal.check_available()
         if idempotency_key is not None:
@@ -206,7 +208,7 @@ class OrderService:
             now = self._clock()
             if now >= self.trading_day.due:
                 self.trading_day.sweep(now)
-            placed = self._placement.place(account, items, atomic, batch_id, known, now)
+            placed = self._placement.place(account, items, atomic, batch_id, known, now, terms)
             response, unit = placed.response, placed.unit
             self._count(response["accepted"], placed.codes)
             if indices is not None:
@@ -230,10 +232,15 @@ class OrderService:
         self._metrics.order_ack_seconds.observe(time.perf_counter() - started)
         return response
 
-    async def place_order(self, account: str, body: bytes) -> dict[str, Any]:
+    async def place_order(
+        self, account: str, body: bytes, *, terms: OrderTerms | None = None
+    ) -> dict[str, Any]:
         """One order (``POST /orders``): the batch path with a single order, whose result
-        (``index`` 0) it returns as it is."""
-        return single_result(await self.place_items(account, [parse_single(body)], False))
+        (``index`` 0) it returns as it is. ``terms``: the Kite adapter's, kept on the order."""
+        items = [parse_single(body)]
+        return single_result(
+            await self.place_items(account, items, False, terms=None if terms is None else [terms])
+        )
 
     async def _known_orders(self, account: str, items: list[Any]) -> dict[int, OrderRecord]:
         """Finished orders whose client_order_id this batch repeats (read before matching)."""
@@ -351,7 +358,7 @@ class OrderService:
         for record in mine:
             live.submit(CancelOrder(record.order_id, now), record.instrument_token, unit, touched)
             if reason is not None and record.status == CANCELLED:
-                record.reason = reason  # before ``finish`` freezes it into the journal row
+                live.relabel(unit, record, reason)
         live.finish(unit, touched)
         if unit.orders:
             await self._commit(unit)

@@ -84,7 +84,7 @@ class TradingDay:
         for record in found.cancel:
             live.submit(CancelOrder(record.order_id, now), record.instrument_token, unit, touched)
             if record.status == CANCELLED:
-                record.reason = INSTRUMENT_EXPIRED  # before ``finish`` freezes the row
+                live.relabel(unit, record, INSTRUMENT_EXPIRED)
         live.finish(unit, touched)
         expired = sum(len(ids) for ids in found.expire.values())
         if expired:

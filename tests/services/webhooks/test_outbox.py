@@ -66,6 +66,10 @@ def row(order_id: int, account: str, status: str, **changes: Any) -> dict[str, A
         "created_ns": NOW,
         "updated_ns": NOW,
         "last_seq": order_id,
+        "product": None,
+        "validity": None,
+        "validity_ttl": None,
+        "tag": None,
     }
     return values | changes
 
