@@ -43,7 +43,7 @@ from app.engine import Side, Trade
 from app.services.orders.journal import trade_row
 from app.store.commits import JournalConnection
 from app.store.database import Database
-from app.store.journal import COPY_MIN_ROWS, queue_rows
+from app.store.journal import COPY_MIN_ROWS, HistoryRow, OrderRow, queue_rows
 from app.store.migrate import migrate
 from bench.support import drop_databases, fresh_database
 
@@ -154,15 +154,18 @@ async def run(
                     changed, history_seq + len(history_rows_), changed=True
                 )
                 history_seq += len(history_rows_)
+            # The journal's typed rows, as the order service hands them over.
+            order_rows = [OrderRow(**row) for row in new + changed]
+            typed_history = [HistoryRow(*row) for row in history_rows_]
             started, cpu0 = time.perf_counter(), time.process_time()
             backend0 = backend_cpu_seconds(pid) if pid else 0.0
             tx = connection.transaction()
             queue_rows(
                 tx,
-                order_rows=new + changed,
+                order_rows=order_rows,
                 trade_rows=trades,
                 new_order_ids=() if upsert_all else {row["order_id"] for row in new},
-                history_rows=history_rows_,
+                history_rows=typed_history,
             )
             await connection.commit(tx)
             if group >= WARMUP_GROUPS:

@@ -29,7 +29,7 @@ from app.services.orders.shard import Shard  # noqa: E402
 from app.services.positions.service import PositionBook  # noqa: E402
 from app.services.trading_day.calendar import TradingCalendar  # noqa: E402
 from app.store.commits import JournalTransaction  # noqa: E402
-from app.store.journal import queue_rows  # noqa: E402
+from app.store.journal import OrderRow, queue_rows  # noqa: E402
 
 TOKENS = [408065, 2953217, 738561, 341249]
 NOW = 1_796_375_700_000_000_000
@@ -52,33 +52,35 @@ def group(rng: random.Random, seq: int) -> tuple[list[JournalUnit], list[dict[st
         for n in range(100):
             seq += 1
             rows.append(
-                {
-                    "order_id": seq,
-                    "account": "default",
-                    "client_order_id": None,
-                    "batch_id": "b" * 24,
-                    "instrument_token": TOKENS[n % 4],
-                    "side": "buy",
-                    "order_type": "limit",
-                    "time_in_force": "GTC",
-                    "post_only": False,
-                    "stp": "cancel_newest",
-                    "price": 37500,
-                    "trigger_price": None,
-                    "quantity": 10,
-                    "filled": 0,
-                    "remaining": 10,
-                    "status": "open",
-                    "priority": seq,
-                    "reason": None,
-                    "created_ns": NOW,
-                    "updated_ns": NOW,
-                    "last_seq": seq,
-                    "product": None,
-                    "validity": None,
-                    "validity_ttl": None,
-                    "tag": None,
-                }  # fmt: skip
+                OrderRow(
+                    **{
+                        "order_id": seq,
+                        "account": "default",
+                        "client_order_id": None,
+                        "batch_id": "b" * 24,
+                        "instrument_token": TOKENS[n % 4],
+                        "side": "buy",
+                        "order_type": "limit",
+                        "time_in_force": "GTC",
+                        "post_only": False,
+                        "stp": "cancel_newest",
+                        "price": 37500,
+                        "trigger_price": None,
+                        "quantity": 10,
+                        "filled": 0,
+                        "remaining": 10,
+                        "status": "open",
+                        "priority": seq,
+                        "reason": None,
+                        "created_ns": NOW,
+                        "updated_ns": NOW,
+                        "last_seq": seq,
+                        "product": None,
+                        "validity": None,
+                        "validity_ttl": None,
+                        "tag": None,
+                    }
+                )  # fmt: skip
             )
     return units, rows
 
@@ -104,9 +106,7 @@ def main() -> None:
         started = time.perf_counter()
         tx = JournalTransaction(postgres=True)
         trades = [trade_row(token, t) for unit in units for token, t in unit.trades]
-        queue_rows(
-            tx, order_rows=rows, trade_rows=trades, new_order_ids={r["order_id"] for r in rows}
-        )
+        queue_rows(tx, order_rows=rows, trade_rows=trades, new_order_ids={r.order_id for r in rows})
         tx.statement()
         middle = time.perf_counter()
         tx = JournalTransaction(postgres=True)

@@ -19,14 +19,15 @@ A fill: inside an order (``render_fill``), one of the account's fills (``render_
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 
 from app.services.instruments.model import Instrument, decimal_text
 from app.services.orders.records import REJECTED, Fill, OrderRecord
 from app.services.positions.ledger import Position
+from app.store.journal import OrderRow
+from app.store.webhooks import OrderSnapshot
 
 _AVERAGE_DIGITS = 8
 
@@ -50,34 +51,70 @@ def iso_time_or_none(ns: int | None) -> str | None:
 # --- orders -----------------------------------------------------------------------------------
 
 
-def order_fields(instrument: Instrument, row: Mapping[str, Any]) -> dict[str, Any]:
-    """The fields every channel shows of an order, from its row (``OrderRecord.to_row``, a
-    journal row or a webhook snapshot: the same column names)."""
+class OrderState(Protocol):
+    """An order's state as every channel reads it: ``OrderRecord`` (live), ``OrderRow``
+    (committed) and ``OrderSnapshot`` (a webhook's) all have these fields."""
+
+    @property
+    def order_id(self) -> int: ...
+    @property
+    def client_order_id(self) -> str | None: ...
+    @property
+    def batch_id(self) -> str | None: ...
+    @property
+    def instrument_token(self) -> int: ...
+    @property
+    def side(self) -> str: ...
+    @property
+    def order_type(self) -> str: ...
+    @property
+    def time_in_force(self) -> str: ...
+    @property
+    def post_only(self) -> bool: ...
+    @property
+    def price(self) -> int | None: ...
+    @property
+    def trigger_price(self) -> int | None: ...
+    @property
+    def quantity(self) -> int: ...
+    @property
+    def filled(self) -> int: ...
+    @property
+    def remaining(self) -> int: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def reason(self) -> str | None: ...
+
+
+def order_fields(instrument: Instrument, row: OrderState) -> dict[str, Any]:
+    """The fields every channel shows of an order, from its state (the live record, a
+    committed journal row or a webhook's snapshot: the same field names)."""
     ticks_to_price, lots = instrument.ticks_to_price, instrument.lots_to_quantity
-    price, trigger = row["price"], row["trigger_price"]
+    price, trigger = row.price, row.trigger_price
     return {
-        "order_id": str(row["order_id"]),
-        "client_order_id": row["client_order_id"],
-        "batch_id": row["batch_id"],
+        "order_id": str(row.order_id),
+        "client_order_id": row.client_order_id,
+        "batch_id": row.batch_id,
         "symbol": instrument.symbol,
-        "instrument_token": row["instrument_token"],
-        "side": row["side"],
-        "type": row["order_type"],
-        "time_in_force": row["time_in_force"],
-        "post_only": row["post_only"],
+        "instrument_token": row.instrument_token,
+        "side": row.side,
+        "type": row.order_type,
+        "time_in_force": row.time_in_force,
+        "post_only": row.post_only,
         "price": None if price is None else ticks_to_price(price),
         "trigger_price": None if trigger is None else ticks_to_price(trigger),
-        "quantity": lots(row["quantity"]),
-        "status": row["status"],
-        "filled_quantity": lots(row["filled"]),
-        "remaining_quantity": lots(row["remaining"]),
-        "reason": row["reason"],
+        "quantity": lots(row.quantity),
+        "status": row.status,
+        "filled_quantity": lots(row.filled),
+        "remaining_quantity": lots(row.remaining),
+        "reason": row.reason,
     }
 
 
 def render_order(instrument: Instrument, record: OrderRecord) -> dict[str, Any]:
     """The REST API's order: the common fields, its fills and average price, both times."""
-    body = order_fields(instrument, record.to_row())
+    body = order_fields(instrument, record)
     body["average_price"] = average_price(instrument, record.fills, record.filled)
     body["fills"] = [render_fill(instrument, fill) for fill in record.fills]
     body["created_ns"] = record.created_ns
@@ -96,19 +133,17 @@ def render_order(instrument: Instrument, record: OrderRecord) -> dict[str, Any]:
     return body
 
 
-def render_order_update(
-    instrument: Instrument, row: Mapping[str, Any], *, created: bool
-) -> dict[str, Any]:
+def render_order_update(instrument: Instrument, row: OrderRow, *, created: bool) -> dict[str, Any]:
     """``/ws/orders``: the order's state after a commit; ``created``: placed by that commit."""
     body = order_fields(instrument, row)
     body["created"] = created
-    body["created_ns"] = row["created_ns"]
-    body["updated_ns"] = row["updated_ns"]
-    product, validity = row["product"], row["validity"]
+    body["created_ns"] = row.created_ns
+    body["updated_ns"] = row.updated_ns
+    product, validity = row.product, row.validity
     body["kite"] = (
         None
         if product is None and validity is None
-        else kite_terms(product, validity, row["validity_ttl"], row["tag"])
+        else kite_terms(product, validity, row.validity_ttl, row.tag)
     )
     return body
 
@@ -121,11 +156,11 @@ def kite_terms(
     return {"product": product, "validity": validity, "validity_ttl": validity_ttl, "tag": tag}
 
 
-def render_order_event(instrument: Instrument, row: Mapping[str, Any]) -> dict[str, Any]:
+def render_order_event(instrument: Instrument, row: OrderSnapshot) -> dict[str, Any]:
     """A webhook's ``data.order``: the order's state after the request that fired it."""
     body = order_fields(instrument, row)
-    body["created_at"] = iso_time(row["created_ns"])
-    body["updated_at"] = iso_time(row["updated_ns"])
+    body["created_at"] = iso_time(row.created_ns)
+    body["updated_at"] = iso_time(row.updated_ns)
     return body
 
 

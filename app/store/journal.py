@@ -9,8 +9,8 @@ table can be a TimescaleDB hypertable and candles can use ``time_bucket``.
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from operator import itemgetter
-from typing import Any
+from datetime import datetime
+from typing import Any, NamedTuple
 
 import orjson
 from sqlalchemy import (
@@ -124,27 +124,113 @@ batches = Table(
 )
 
 
-# --- bulk writes -----------------------------------------------------------------------------
-# The journal writes from one row to thousands per transaction, one statement per table, all
-# queued in the group's ``JournalTransaction`` (``app.store.commits``) and sent in one round
-# trip. On PostgreSQL every table's rows go in as one JSON parameter, read back as the table's
-# row type (``json_populate_recordset``): orjson writes a group's rows in one C call, where
-# array literals per column (``unnest``) cost ~15x the client CPU. Orders changed since an
-# earlier transaction are upserted; new orders and trades are plain INSERTs, so a new row that
-# exists already fails the transaction and nothing is ever silently dropped. From
-# ``COPY_MIN_ROWS`` new rows COPY takes them instead: measured ~3x cheaper per row for
-# PostgreSQL and for us, worth its extra round trips in large groups. SQLite gets a plain
-# positional executemany (an upsert), which sqlite3 runs in C.
+# --- rows -------------------------------------------------------------------------------------
+# What a commit writes, one typed tuple per row, its fields the table's columns in order (checked
+# below): the order service builds them, the journal writes them, and the ticker, the webhooks and
+# the Kite adapter read the same values after the commit.
+
+
+class OrderRow(NamedTuple):
+    """An order's state as its ``orders`` row (prices in ticks, quantities in lots)."""
+
+    order_id: int
+    account: str
+    client_order_id: str | None
+    batch_id: str | None
+    instrument_token: int
+    side: str
+    order_type: str
+    time_in_force: str
+    post_only: bool
+    stp: str
+    price: int | None
+    trigger_price: int | None
+    quantity: int
+    filled: int
+    remaining: int
+    status: str
+    priority: int | None
+    reason: str | None
+    created_ns: int
+    updated_ns: int
+    last_seq: int
+    product: str | None
+    validity: str | None
+    validity_ttl: int | None
+    tag: str | None
+
+
+class TradeRow(NamedTuple):
+    trade_id: int
+    executed_at: datetime
+    ts_ns: int
+    instrument_token: int
+    price: int
+    quantity: int
+    maker_order_id: int
+    taker_order_id: int
+    maker_account: str
+    taker_account: str
+    taker_side: str
+
+
+class HistoryRow(NamedTuple):
+    """One state an order passed through; ``event`` what moved it there."""
+
+    order_id: int
+    seq: int
+    ts_ns: int
+    event: str
+    status: str
+    quantity: int
+    filled: int
+    remaining: int
+    price: int | None
+    trigger_price: int | None
+    reason: str | None
+
+
+class BatchRow(NamedTuple):
+    """A batch's stored response (``GET /advanced/batch-orders``, Idempotency-Key replays)."""
+
+    batch_id: str
+    account: str
+    created_ns: int
+    idempotency_key: str | None
+    request_hash: str | None
+    accepted: int
+    rejected: int
+    response: str
+
 
 ORDER_COLUMNS = tuple(c.name for c in orders.columns)
 TRADE_COLUMNS = tuple(c.name for c in trades.columns)
 BATCH_COLUMNS = tuple(c.name for c in batches.columns)
 HISTORY_COLUMNS = tuple(c.name for c in order_history.columns)
+for _row, _table in (
+    (OrderRow, orders),
+    (TradeRow, trades),
+    (HistoryRow, order_history),
+    (BatchRow, batches),
+):
+    if _row._fields != tuple(c.name for c in _table.columns):
+        raise RuntimeError(f"{_row.__name__} does not list {_table.name}'s columns in order")
+
+
+# --- bulk writes -----------------------------------------------------------------------------
+# The journal writes from one row to thousands per transaction, one statement per table, all
+# queued in the group's ``JournalTransaction`` (``app.store.commits``) and sent in one round
+# trip. On PostgreSQL every table's rows go in as one JSON parameter, an array of the row
+# tuples, taken apart by position in the statement (``jsonb_array_elements``; as ``json``
+# every ``->>`` parsed the row again, doubling PostgreSQL's CPU): orjson writes a group's rows
+# in one C call, where array literals per column (``unnest``) cost ~15x the client CPU.
+# Orders changed since an earlier transaction are upserted; new orders and trades are plain
+# INSERTs, so a new row that exists already fails the transaction and nothing is ever
+# silently dropped. From ``COPY_MIN_ROWS`` new rows COPY takes them instead: measured ~3x
+# cheaper per row for PostgreSQL and for us, worth its extra round trips in large groups.
+# SQLite gets the tuples as they are in a positional executemany, which sqlite3 runs in C.
+
 COPY_MIN_ROWS = 256
-_order_values = itemgetter(*ORDER_COLUMNS)
-_trade_values = itemgetter(*TRADE_COLUMNS)
-_batch_values = itemgetter(*BATCH_COLUMNS)
-_ROW_VALUES = {"orders": _order_values, "trades": _trade_values, "batches": _batch_values}
 _PG_COPY_ORDERS = f"COPY orders ({', '.join(ORDER_COLUMNS)}) FROM STDIN"
 _PG_COPY_TRADES = f"COPY trades ({', '.join(TRADE_COLUMNS)}) FROM STDIN"
 _PG_COPY_HISTORY = f"COPY order_history ({', '.join(HISTORY_COLUMNS)}) FROM STDIN"
@@ -161,21 +247,34 @@ _ORDER_MUTABLE = (
 )
 
 
+_PG_TYPES = {
+    "BigInteger": "bigint",
+    "Integer": "integer",
+    "Boolean": "boolean",
+    "String": "text",
+    "Text": "text",
+    "DateTime": "timestamptz",
+}
+
+
 def _pg_json_insert(table: Table, columns: tuple[str, ...], suffix: str = "") -> str:
-    """The INSERT of a JSON array of rows (objects keyed by column name), each read as
-    ``table``'s row type (a column a row leaves out is NULL)."""
-    names = ", ".join(columns)
+    """The INSERT of a JSON array of row tuples (``columns`` in order), each element cast
+    to its column's type (``->>`` gives its text, or NULL for a JSON null)."""
+    values = ", ".join(
+        f"(r->>{n})::{_PG_TYPES[type(table.c[name].type).__name__]}"
+        for n, name in enumerate(columns)
+    )
     return (
-        f"INSERT INTO {table.name} ({names}) SELECT {names} "
-        f"FROM json_populate_recordset(NULL::{table.name}, %s::json){suffix}"
+        f"INSERT INTO {table.name} ({', '.join(columns)}) SELECT {values} "
+        f"FROM jsonb_array_elements(%s::jsonb) AS r{suffix}"
     )
 
 
-def _pg_json(rows: Sequence[dict[str, Any]]) -> tuple[str]:
+def _pg_json(rows: Sequence[tuple[Any, ...]]) -> tuple[str]:
     """The parameter of a ``_pg_json_insert``: the rows as one JSON text. The values are ours
     (ints, booleans, the enums' values, ids, account names, timestamps, JSON responses as
-    text); orjson writes them in one C call, ~15x cheaper than array literals per column."""
-    return (orjson.dumps(rows).decode(),)
+    text); orjson writes them in one C call."""
+    return (orjson.dumps(rows, default=tuple).decode(),)
 
 
 _PG_INSERT_ORDERS = _pg_json_insert(orders, ORDER_COLUMNS)
@@ -187,18 +286,7 @@ _PG_UPSERT_ORDERS = _pg_json_insert(
 )
 _PG_INSERT_TRADES = _pg_json_insert(trades, TRADE_COLUMNS)
 _PG_INSERT_BATCHES = _pg_json_insert(batches, BATCH_COLUMNS)
-# History rows are tuples (``HISTORY_COLUMNS`` order), sent as one JSON array of arrays and
-# read back by position. As jsonb: parsed once, where ``->>`` on json parses its element again
-# for every column (PostgreSQL's CPU per order in groups of 16: ~60 us as json, ~53 as jsonb;
-# objects through ``json_populate_recordset``, as the other tables, measured no better).
-_PG_INSERT_HISTORY = (
-    f"INSERT INTO order_history ({', '.join(HISTORY_COLUMNS)}) SELECT "
-    + ", ".join(
-        f"(r->>{i})::{'text' if name in ('event', 'status', 'reason') else 'bigint'}"
-        for i, name in enumerate(HISTORY_COLUMNS)
-    )
-    + " FROM jsonb_array_elements(%s::jsonb) AS r"
-)
+_PG_INSERT_HISTORY = _pg_json_insert(order_history, HISTORY_COLUMNS)
 
 
 def _sqlite_insert(table: Table, columns: tuple[str, ...], suffix: str = "") -> str:
@@ -220,39 +308,38 @@ _SQLITE_INSERT_HISTORY = _sqlite_insert(order_history, HISTORY_COLUMNS)
 def queue_rows(
     tx: JournalTransaction,
     *,
-    order_rows: list[dict[str, Any]],
-    trade_rows: list[dict[str, Any]],
-    batch_rows: Sequence[dict[str, Any]] = (),
+    order_rows: Sequence[OrderRow],
+    trade_rows: Sequence[TradeRow],
+    batch_rows: Sequence[BatchRow] = (),
     new_order_ids: Collection[int] = (),
-    history_rows: Sequence[tuple[Any, ...]] = (),
+    history_rows: Sequence[HistoryRow] = (),
 ) -> None:
     """Queue order rows (the latest state of each order), trade rows, batch rows and order
-    history rows (tuples in ``HISTORY_COLUMNS`` order) in ``tx``. ``new_order_ids``: orders
-    placed in this transaction, which no earlier one wrote (inserted; the other order rows
-    are upserted)."""
+    history rows in ``tx``. ``new_order_ids``: orders placed in this transaction, which no
+    earlier one wrote (inserted; the other order rows are upserted)."""
     if not tx.postgres:
         if history_rows:
             tx.executemany(_SQLITE_INSERT_HISTORY, list(history_rows))
         if order_rows:
-            tx.executemany(_SQLITE_UPSERT_ORDERS, list(map(_order_values, order_rows)))
+            tx.executemany(_SQLITE_UPSERT_ORDERS, list(order_rows))
         if trade_rows:
-            tx.executemany(_SQLITE_INSERT_TRADES, list(map(_trade_values, trade_rows)))
+            tx.executemany(_SQLITE_INSERT_TRADES, list(trade_rows))
         if batch_rows:
-            tx.executemany(_SQLITE_INSERT_BATCHES, list(map(_batch_values, batch_rows)))
+            tx.executemany(_SQLITE_INSERT_BATCHES, list(batch_rows))
         return
     changed = order_rows
     if new_order_ids:
-        changed = [row for row in order_rows if row["order_id"] not in new_order_ids]
+        changed = [row for row in order_rows if row.order_id not in new_order_ids]
         if len(changed) < len(order_rows):
-            new = [row for row in order_rows if row["order_id"] in new_order_ids]
+            new = [row for row in order_rows if row.order_id in new_order_ids]
             if len(new) >= COPY_MIN_ROWS:
-                tx.copy(_PG_COPY_ORDERS, map(_order_values, new))
+                tx.copy(_PG_COPY_ORDERS, new)
             else:
                 tx.execute(_PG_INSERT_ORDERS, _pg_json(new))
     if changed:
         tx.execute(_PG_UPSERT_ORDERS, _pg_json(changed))
     if len(trade_rows) >= COPY_MIN_ROWS:
-        tx.copy(_PG_COPY_TRADES, map(_trade_values, trade_rows))
+        tx.copy(_PG_COPY_TRADES, trade_rows)
     elif trade_rows:
         tx.execute(_PG_INSERT_TRADES, _pg_json(trade_rows))
     if batch_rows:
@@ -261,4 +348,4 @@ def queue_rows(
     if len(history_rows) >= COPY_MIN_ROWS:
         tx.copy(_PG_COPY_HISTORY, history_rows)
     elif history_rows:
-        tx.execute(_PG_INSERT_HISTORY, (orjson.dumps(history_rows).decode(),))
+        tx.execute(_PG_INSERT_HISTORY, _pg_json(history_rows))

@@ -14,7 +14,7 @@ of a dispatcher that died simply expires.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 from sqlalchemy import (
@@ -141,6 +141,31 @@ SNAPSHOT_FIELDS = (
     "created_ns",
     "updated_ns",
 )
+
+
+class OrderSnapshot(NamedTuple):
+    """A message's stored order (``SNAPSHOT_FIELDS``), as its webhook renders it."""
+
+    order_id: int
+    client_order_id: str | None
+    batch_id: str | None
+    instrument_token: int
+    side: str
+    order_type: str
+    time_in_force: str
+    post_only: bool
+    price: int | None
+    trigger_price: int | None
+    quantity: int
+    filled: int
+    remaining: int
+    status: str
+    reason: str | None
+    created_ns: int
+    updated_ns: int
+
+
+assert OrderSnapshot._fields == SNAPSHOT_FIELDS
 CHANGE_FIELDS = ("account", *SNAPSHOT_FIELDS)
 CHANGE_STATUS = CHANGE_FIELDS.index("status")
 assert CHANGE_FIELDS[:2] == ("account", "order_id")  # the SQL below relies on it

@@ -17,41 +17,41 @@ from app.settings import Settings
 from app.store.commits import APPLICATION_NAME, JournalConnection, JournalTransaction
 from app.store.database import Database
 from app.store.fences import StaleFence, guard_fence, install_fence
-from app.store.journal import batches, orders, queue_rows, trades
+from app.store.journal import BatchRow, HistoryRow, TradeRow, batches, orders, queue_rows, trades
 from app.store.migrate import migrate
 from app.store.webhooks import queue_changes, webhook_batches
 from tests.store.test_journal import order_row
 
 
-def trade_row(trade_id: int) -> dict[str, Any]:
+def trade_row(trade_id: int) -> TradeRow:
     from datetime import UTC, datetime
 
-    return {
-        "trade_id": trade_id,
-        "executed_at": datetime(2026, 11, 22, 1, 2, 3, tzinfo=UTC),
-        "ts_ns": 5,
-        "instrument_token": 408065,
-        "price": 37508,
-        "quantity": 2,
-        "maker_order_id": 1,
-        "taker_order_id": 2,
-        "maker_account": "a",
-        "taker_account": "b",
-        "taker_side": "sell",
-    }
+    return TradeRow(
+        trade_id=trade_id,
+        executed_at=datetime(2026, 11, 22, 1, 2, 3, tzinfo=UTC),
+        ts_ns=5,
+        instrument_token=408065,
+        price=37508,
+        quantity=2,
+        maker_order_id=1,
+        taker_order_id=2,
+        maker_account="a",
+        taker_account="b",
+        taker_side="sell",
+    )
 
 
-def batch_row(batch_id: str) -> dict[str, Any]:
-    return {
-        "batch_id": batch_id,
-        "account": "a",
-        "created_ns": 1,
-        "idempotency_key": None,
-        "request_hash": None,
-        "accepted": 1,
-        "rejected": 0,
-        "response": '{"results": [{"status": "accepted", "note": "a \\"quoted\\" {x,y}"}]}',
-    }
+def batch_row(batch_id: str) -> BatchRow:
+    return BatchRow(
+        batch_id=batch_id,
+        account="a",
+        created_ns=1,
+        idempotency_key=None,
+        request_hash=None,
+        accepted=1,
+        rejected=0,
+        response='{results=[{status="accepted", note="a \\"quoted\\" {x,y}"}]}',
+    )
 
 
 def group(tx: JournalTransaction, first: int, *, fence: tuple[int, int] | None = None) -> None:
@@ -63,7 +63,7 @@ def group(tx: JournalTransaction, first: int, *, fence: tuple[int, int] | None =
         trade_rows=[trade_row(first)],
         batch_rows=[batch_row(f"b{first}")],
         new_order_ids={first},
-        history_rows=[(first, first, 1, "accepted", "open", 5, 0, 5, 37508, None, None)],
+        history_rows=[HistoryRow(first, first, 1, "accepted", "open", 5, 0, 5, 37508, None, None)],
     )
     queue_changes(tx, {"v": 1, "r": {}, "u": []}, 1, created_ns=1, deadline_ns=2)
     if fence is not None:

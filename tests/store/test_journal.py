@@ -11,7 +11,7 @@ import app.store.journal
 from app.settings import Settings
 from app.store.commits import JournalConnection
 from app.store.database import Database
-from app.store.journal import orders, queue_rows, trades
+from app.store.journal import OrderRow, TradeRow, orders, queue_rows, trades
 from app.store.migrate import migrate
 
 
@@ -34,34 +34,34 @@ def new_rows(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) ->
     return str(request.param)
 
 
-def order_row(order_id: int, account: str, client_order_id: str | None) -> dict:
-    return {
-        "order_id": order_id,
-        "account": account,
-        "client_order_id": client_order_id,
-        "batch_id": None,
-        "instrument_token": 408065,
-        "side": "buy",
-        "order_type": "limit",
-        "time_in_force": "GTC",
-        "post_only": order_id % 2 == 0,
-        "stp": "cancel_newest",
-        "price": 37508,
-        "trigger_price": None,
-        "quantity": 5,
-        "filled": 0,
-        "remaining": 5,
-        "status": "open",
-        "priority": order_id,
-        "reason": None,
-        "created_ns": 1,
-        "updated_ns": 1,
-        "last_seq": order_id,
-        "product": None,
-        "validity": None,
-        "validity_ttl": None,
-        "tag": None,
-    }
+def order_row(order_id: int, account: str, client_order_id: str | None) -> OrderRow:
+    return OrderRow(
+        order_id=order_id,
+        account=account,
+        client_order_id=client_order_id,
+        batch_id=None,
+        instrument_token=408065,
+        side="buy",
+        order_type="limit",
+        time_in_force="GTC",
+        post_only=order_id % 2 == 0,
+        stp="cancel_newest",
+        price=37508,
+        trigger_price=None,
+        quantity=5,
+        filled=0,
+        remaining=5,
+        status="open",
+        priority=order_id,
+        reason=None,
+        created_ns=1,
+        updated_ns=1,
+        last_seq=order_id,
+        product=None,
+        validity=None,
+        validity_ttl=None,
+        tag=None,
+    )
 
 
 class TestWriteRows:
@@ -73,26 +73,26 @@ class TestWriteRows:
         try:
             await migrate(database)
             executed = datetime(2026, 11, 22, 1, 2, 3, 456789, tzinfo=UTC)
-            trade = {
-                "trade_id": 7,
-                "executed_at": executed,
-                "ts_ns": 5,
-                "instrument_token": 408065,
-                "price": 37508,
-                "quantity": 2,
-                "maker_order_id": 1,
-                "taker_order_id": 2,
-                "maker_account": account,
-                "taker_account": "b",
-                "taker_side": "sell",
-            }
+            trade = TradeRow(
+                trade_id=7,
+                executed_at=executed,
+                ts_ns=5,
+                instrument_token=408065,
+                price=37508,
+                quantity=2,
+                maker_order_id=1,
+                taker_order_id=2,
+                maker_account=account,
+                taker_account="b",
+                taker_side="sell",
+            )
             await write_rows(
                 database,
                 order_rows=[order_row(1, account, None), order_row(2, account, "c-1")],
                 trade_rows=[trade],
                 new_order_ids={1, 2},
             )
-            updated = order_row(1, account, None) | {"status": "filled", "remaining": 0}
+            updated = order_row(1, account, None)._replace(status="filled", remaining=0)
             await write_rows(database, order_rows=[updated], trade_rows=[])  # the upsert
             async with database.engine.connect() as conn:
                 rows = (await conn.execute(select(orders).order_by(orders.c.order_id))).all()
@@ -119,7 +119,7 @@ class TestWriteRows:
                 new_order_ids={1, 2},
             )
             # One transaction: order 1 changed since the first one, order 3 is new.
-            filled = order_row(1, "a", None) | {"status": "filled", "remaining": 0, "filled": 5}
+            filled = order_row(1, "a", None)._replace(status="filled", remaining=0, filled=5)
             await write_rows(
                 database,
                 order_rows=[filled, order_row(3, "b", "c-3")],
@@ -146,7 +146,7 @@ class TestWriteRows:
             await write_rows(
                 database, order_rows=[order_row(1, "a", None)], trade_rows=[], new_order_ids={1}
             )
-            again = order_row(1, "a", None) | {"status": "cancelled", "remaining": 0}
+            again = order_row(1, "a", None)._replace(status="cancelled", remaining=0)
             with pytest.raises(psycopg.errors.UniqueViolation):
                 await write_rows(database, order_rows=[again], trade_rows=[], new_order_ids={1})
             async with database.engine.connect() as conn:

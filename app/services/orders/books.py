@@ -113,8 +113,8 @@ class LiveBooks:
         record.reason = reason
         history = unit.history
         for index in range(len(history) - 1, -1, -1):
-            if history[index][0] == record.order_id:
-                history[index] = (*history[index][:-1], reason)
+            if history[index].order_id == record.order_id:
+                history[index] = history[index]._replace(reason=reason)
                 return
 
     def finish(self, unit: JournalUnit, touched: dict[int, OrderRecord]) -> None:

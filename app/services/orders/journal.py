@@ -29,7 +29,7 @@ from app.errors import ServiceUnavailable
 from app.metrics import Metrics
 from app.store.commits import JournalConnection, JournalTransaction
 from app.store.database import Database
-from app.store.journal import queue_rows
+from app.store.journal import BatchRow, HistoryRow, OrderRow, TradeRow, queue_rows
 
 log = logging.getLogger(__name__)
 
@@ -43,20 +43,20 @@ class JournalUnavailable(ServiceUnavailable):
 class JournalUnit:
     """What one request changed: rows to write and events to release after the commit."""
 
-    orders: list[dict[str, Any]] = field(default_factory=list)
+    orders: list[OrderRow] = field(default_factory=list)
     trades: list[tuple[int, Trade]] = field(default_factory=list)
     tops: dict[int, TopOfBookChanged] = field(default_factory=dict)
-    batch: dict[str, Any] | None = None
+    batch: BatchRow | None = None
     created: set[int] = field(default_factory=set)  # orders this unit placed
     # The states its orders passed through (``order_history`` rows), in event order
-    history: list[tuple[Any, ...]] = field(default_factory=list)
+    history: list[HistoryRow] = field(default_factory=list)
     # The positions this unit's fills moved, as it left them (set by the positions hook)
     positions: list[Any] | None = None
     future: asyncio.Future[None] | None = None
 
     @property
     def instruments(self) -> set[int]:
-        tokens = {row["instrument_token"] for row in self.orders}
+        tokens = {row.instrument_token for row in self.orders}
         tokens.update(token for token, _ in self.trades)
         return tokens
 
@@ -67,20 +67,20 @@ TransactionHook = Callable[[JournalTransaction, list[JournalUnit]], None]
 Listener = Callable[[list[JournalUnit]], None]
 
 
-def trade_row(instrument_token: int, trade: Trade) -> dict[str, Any]:
-    return {
-        "trade_id": trade.seq,
-        "executed_at": datetime.fromtimestamp(trade.timestamp / 1e9, UTC),
-        "ts_ns": trade.timestamp,
-        "instrument_token": instrument_token,
-        "price": trade.price,
-        "quantity": trade.quantity,
-        "maker_order_id": trade.maker_order_id,
-        "taker_order_id": trade.taker_order_id,
-        "maker_account": trade.maker_account,
-        "taker_account": trade.taker_account,
-        "taker_side": trade.taker_side.value,
-    }
+def trade_row(instrument_token: int, trade: Trade) -> TradeRow:
+    return TradeRow(
+        trade.seq,
+        datetime.fromtimestamp(trade.timestamp / 1e9, UTC),
+        trade.timestamp,
+        instrument_token,
+        trade.price,
+        trade.quantity,
+        trade.maker_order_id,
+        trade.taker_order_id,
+        trade.maker_account,
+        trade.taker_account,
+        trade.taker_side.value,
+    )
 
 
 class JournalWriter:
@@ -251,16 +251,16 @@ class JournalWriter:
                 log.exception("journal listener failed")
 
     async def _write(self, group: list[JournalUnit]) -> None:
-        order_rows: dict[int, dict[str, Any]] = {}
-        trade_rows: list[dict[str, Any]] = []
-        batch_rows: list[dict[str, Any]] = []
-        history_rows: list[tuple[Any, ...]] = []
+        order_rows: dict[int, OrderRow] = {}
+        trade_rows: list[TradeRow] = []
+        batch_rows: list[BatchRow] = []
+        history_rows: list[HistoryRow] = []
         created: set[int] = set()
         for unit in group:
             created |= unit.created
             history_rows += unit.history
             for row in unit.orders:
-                order_rows[row["order_id"]] = row  # the latest state of an order wins
+                order_rows[row.order_id] = row  # the latest state of an order wins
             trade_rows.extend(trade_row(token, trade) for token, trade in unit.trades)
             if unit.batch is not None:
                 batch_rows.append(unit.batch)

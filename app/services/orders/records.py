@@ -23,6 +23,7 @@ from app.engine import (
     TopOfBookChanged,
     Trade,
 )
+from app.store.journal import HistoryRow, OrderRow
 
 OPEN = "open"
 PARTIALLY_FILLED = "partially_filled"
@@ -51,13 +52,10 @@ HISTORY_EVENTS = (
     CANCELLED_EVENT,
     EXPIRED_EVENT,
 )
-# A row of ``order_history`` (``app.store.journal.HISTORY_COLUMNS``): order_id, seq, ts_ns,
-# event, status, quantity, filled, remaining, price, trigger_price, reason.
-HistoryRow = tuple[int, int, int, str, str, int, int, int, int | None, int | None, str | None]
 
 
 def history_row(record: OrderRecord, seq: int, ts_ns: int, event: str) -> HistoryRow:
-    return (
+    return HistoryRow(
         record.order_id,
         seq,
         ts_ns,
@@ -132,35 +130,35 @@ class OrderRecord:
     def live(self) -> bool:
         return self.status in LIVE_STATUSES
 
-    def to_row(self) -> dict[str, Any]:
+    def to_row(self) -> OrderRow:
         terms = self.terms or _NO_TERMS
-        return {
-            "order_id": self.order_id,
-            "account": self.account,
-            "client_order_id": self.client_order_id,
-            "batch_id": self.batch_id,
-            "instrument_token": self.instrument_token,
-            "side": self.side,
-            "order_type": self.order_type,
-            "time_in_force": self.time_in_force,
-            "post_only": self.post_only,
-            "stp": self.stp,
-            "price": self.price,
-            "trigger_price": self.trigger_price,
-            "quantity": self.quantity,
-            "filled": self.filled,
-            "remaining": self.remaining,
-            "status": self.status,
-            "priority": self.priority,
-            "reason": self.reason,
-            "created_ns": self.created_ns,
-            "updated_ns": self.updated_ns,
-            "last_seq": self.last_seq,
-            "product": terms.product,
-            "validity": terms.validity,
-            "validity_ttl": terms.validity_ttl,
-            "tag": terms.tag,
-        }
+        return OrderRow(
+            self.order_id,
+            self.account,
+            self.client_order_id,
+            self.batch_id,
+            self.instrument_token,
+            self.side,
+            self.order_type,
+            self.time_in_force,
+            self.post_only,
+            self.stp,
+            self.price,
+            self.trigger_price,
+            self.quantity,
+            self.filled,
+            self.remaining,
+            self.status,
+            self.priority,
+            self.reason,
+            self.created_ns,
+            self.updated_ns,
+            self.last_seq,
+            terms.product,
+            terms.validity,
+            terms.validity_ttl,
+            terms.tag,
+        )
 
     @classmethod
     def from_row(cls, row: Any) -> OrderRecord:

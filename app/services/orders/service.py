@@ -41,6 +41,7 @@ from app.services.positions.service import PositionBook
 from app.services.render import render_order
 from app.services.trading_day.calendar import TradingCalendar
 from app.store.database import Database
+from app.store.journal import BatchRow
 
 log = logging.getLogger(__name__)
 
@@ -214,16 +215,16 @@ class OrderService:
             if indices is not None:
                 for result in response["results"]:
                     result["index"] = indices[result["index"]]
-            unit.batch = {
-                "batch_id": batch_id,
-                "account": account,
-                "created_ns": self._clock(),
-                "idempotency_key": idempotency_key,
-                "request_hash": request_hash,
-                "accepted": response["accepted"],
-                "rejected": response["rejected"],
-                "response": orjson.dumps(response).decode(),
-            }
+            unit.batch = BatchRow(
+                batch_id,
+                account,
+                self._clock(),
+                idempotency_key,
+                request_hash,
+                response["accepted"],
+                response["rejected"],
+                orjson.dumps(response).decode(),
+            )
             await self.journal.enqueue(unit)
         finally:
             if idempotency_key is not None:

@@ -26,7 +26,7 @@ def order_events(
     """(account, "fill"|"order", message) for each update of an account in ``wanted``."""
     out: list[tuple[str, str, bytes]] = []
     for unit in units:
-        rows = {row["order_id"]: row for row in unit.orders}
+        rows = {row.order_id: row for row in unit.orders}
         for token, trade in unit.trades:
             instrument = instrument_of(token)
             if instrument is None:
@@ -43,7 +43,7 @@ def order_events(
                     instrument,
                     trade_id=trade.seq,
                     order_id=order_id,
-                    client_order_id=None if row is None else row["client_order_id"],
+                    client_order_id=None if row is None else row.client_order_id,
                     side=side,
                     price=trade.price,
                     quantity=trade.quantity,
@@ -53,13 +53,13 @@ def order_events(
                 )
                 out.append((account, "fill", orjson.dumps({"type": "fill", "fill": fill})))
         for row in unit.orders:
-            account = row["account"]
+            account = row.account
             if account not in wanted:
                 continue
-            instrument = instrument_of(row["instrument_token"])
+            instrument = instrument_of(row.instrument_token)
             if instrument is None:
                 continue
-            order = render_order_update(instrument, row, created=row["order_id"] in unit.created)
+            order = render_order_update(instrument, row, created=row.order_id in unit.created)
             out.append((account, "order", orjson.dumps({"type": "order", "order": order})))
         for p in unit.positions or ():
             if p.account not in wanted:

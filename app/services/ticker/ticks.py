@@ -20,6 +20,7 @@ from app.engine import BookSnapshot, Trade
 from app.services.instruments.model import Instrument, decimal_text
 from app.services.orders.journal import JournalUnit
 from app.services.render import iso_time_or_none
+from app.store.journal import OrderRow
 from app.store.ticker import DayStats
 
 NS_PER_DAY = 86_400 * 1_000_000_000
@@ -131,19 +132,19 @@ class DepthIndex:
         if level[1] <= 0:
             del levels[price]
 
-    def apply(self, row: dict[str, Any]) -> bool:
+    def apply(self, row: OrderRow) -> bool:
         """Take an order's committed state; True when it changed the instrument's depth."""
-        order_id = row["order_id"]
+        order_id = row.order_id
         old = self._orders.pop(order_id, None)
         if old is not None:
             self._add(old[0], old[1], old[2], -old[3], -1)
-        price = row["price"]
-        resting = row["status"] in _RESTING and price is not None and row["remaining"] > 0
-        if resting:
-            token, buy = row["instrument_token"], row["side"] == "buy"
-            self._orders[order_id] = (token, buy, price, row["remaining"])
-            self._add(token, buy, price, row["remaining"], 1)
-        return resting or old is not None
+        price = row.price
+        if price is None or row.remaining <= 0 or row.status not in _RESTING:
+            return old is not None
+        token, buy = row.instrument_token, row.side == "buy"
+        self._orders[order_id] = (token, buy, price, row.remaining)
+        self._add(token, buy, price, row.remaining, 1)
+        return True
 
     def load(self, snapshot: BookSnapshot, token: int) -> None:
         """Index a book's resting orders, replacing what is indexed for the same orders."""
@@ -188,10 +189,10 @@ class TickState:
         for unit in units:
             for row in unit.orders:
                 if depth.apply(row):
-                    token = row["instrument_token"]
+                    token = row.instrument_token
                     changed.add(token)
                     state = self.get(token)
-                    state.changed_ns = max(state.changed_ns, row["updated_ns"])
+                    state.changed_ns = max(state.changed_ns, row.updated_ns)
             for token, trade in unit.trades:
                 self.get(token).trade(trade, self.day_of(token, trade.timestamp))
                 changed.add(token)

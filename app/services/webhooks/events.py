@@ -25,7 +25,7 @@ import orjson
 from app.engine import Trade
 from app.services.instruments.model import Instrument
 from app.services.render import iso_time, render_event_fill, render_order_event
-from app.store.webhooks import CHANGE_FIELDS, FILLED, PARTIALLY_FILLED, SNAPSHOT_FIELDS
+from app.store.webhooks import CHANGE_FIELDS, FILLED, PARTIALLY_FILLED, OrderSnapshot
 
 TEST_EVENT = "webhook.test"
 
@@ -55,7 +55,7 @@ def outbox_id_of(endpoint_id: str, message: str) -> int | None:
 # and routes ``{account: {event_type: [endpoint_id, ...]}}`` as they were at the commit. A
 # message keeps the snapshot ``[1, [SNAPSHOT_FIELDS...], [[seq, ts, price, qty, liquidity]]]``.
 CHANGES_VERSION = 2
-change_fields = operator.itemgetter(*CHANGE_FIELDS)
+change_fields = operator.attrgetter(*CHANGE_FIELDS)
 
 
 def trade_fields(trade: Trade) -> tuple[int, int, int, int, int, int]:
@@ -77,15 +77,15 @@ def render_body(
     if event_type == TEST_EVENT:
         return orjson.dumps({"type": event_type, "timestamp": iso_time(created_ns), "data": data})
     _version, values, stored_fills = data
-    row = dict(zip(SNAPSHOT_FIELDS, values, strict=True))
-    found = instrument(row["instrument_token"])
+    row = OrderSnapshot(*values)
+    found = instrument(row.instrument_token)
     fills = []
     if event_type in (FILLED, PARTIALLY_FILLED):
         fills = [render_event_fill(found, *fill) for fill in stored_fills]
     return orjson.dumps(
         {
             "type": event_type,
-            "timestamp": iso_time(row["updated_ns"]),
+            "timestamp": iso_time(row.updated_ns),
             "data": {"order": render_order_event(found, row), "fills": fills},
         }
     )

@@ -147,7 +147,7 @@ class OutboxWriter:
         found: list[tuple[list[Any], list[int], list[tuple[int, int, int, int, int, int]]]] = []
         count = 0
         for unit in units:
-            changes = [fields(row) for row in unit.orders if row["account"] in targets]
+            changes = [fields(row) for row in unit.orders if row.account in targets]
             if changes:
                 trades = [trade_fields(trade) for _token, trade in unit.trades]
                 found.append((changes, list(unit.created), trades))

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from app.engine import (
     BookSnapshot,
     OrderState,
@@ -24,6 +22,7 @@ from app.services.ticker.ticks import (
     render,
     view,
 )
+from app.store.journal import OrderRow
 from app.store.ticker import DayStats
 from tests.services.ticker.support import INFY
 
@@ -36,16 +35,34 @@ def a_trade(seq: int, ts: int, price: int, quantity: int) -> Trade:
 
 def row(
     order_id: int, side: str, price: int | None, remaining: int, status: str = "open"
-) -> dict[str, Any]:
-    return {
-        "order_id": order_id,
-        "instrument_token": INFY.instrument_token,
-        "side": side,
-        "price": price,
-        "remaining": remaining,
-        "status": status,
-        "updated_ns": DAY + order_id,
-    }
+) -> OrderRow:
+    return OrderRow(
+        order_id=order_id,
+        account="a",
+        client_order_id=None,
+        batch_id=None,
+        instrument_token=INFY.instrument_token,
+        side=side,
+        order_type="limit",
+        time_in_force="GTC",
+        post_only=False,
+        stp="cancel_newest",
+        price=price,
+        trigger_price=None,
+        quantity=remaining,
+        filled=0,
+        remaining=remaining,
+        status=status,
+        priority=order_id,
+        reason=None,
+        created_ns=DAY + order_id,
+        updated_ns=DAY + order_id,
+        last_seq=order_id,
+        product=None,
+        validity=None,
+        validity_ttl=None,
+        tag=None,
+    )
 
 
 class TestInstrumentTicks:
@@ -98,7 +115,7 @@ class TestDepthIndex:
     def test_orders_that_never_rest_change_nothing(self) -> None:
         depth = DepthIndex()
         assert not depth.apply(row(1, "buy", None, 5, "cancelled"))  # a market remainder
-        assert not depth.apply(row(2, "sell", 100, 5, "pending_trigger") | {"price": None})
+        assert not depth.apply(row(2, "sell", 100, 5, "pending_trigger")._replace(price=None))
         assert not depth.apply(row(3, "buy", 100, 0, "filled"))
         assert depth.depth(INFY.instrument_token, 5) == ([], [])
 

@@ -21,7 +21,7 @@ from app.services.webhooks import claims, repository
 from app.services.webhooks.outbox import OutboxWriter
 from app.store.commits import JournalTransaction
 from app.store.database import Database
-from app.store.journal import orders
+from app.store.journal import OrderRow, orders
 from app.store.webhooks import ORDER_EVENTS, expand_changes, webhook_batches, webhook_outbox
 from tests.support.instruments import database, database_url, infy  # noqa: F401
 
@@ -43,8 +43,8 @@ async def subscribed(db: Database, outbox: OutboxWriter) -> list[bool]:
     return woken
 
 
-def row(order_id: int, account: str, status: str, **changes: Any) -> dict[str, Any]:
-    values = {
+def row(order_id: int, account: str, status: str, **changes: Any) -> OrderRow:
+    values: dict[str, Any] = {
         "order_id": order_id,
         "account": account,
         "client_order_id": f"c{order_id}",
@@ -71,7 +71,7 @@ def row(order_id: int, account: str, status: str, **changes: Any) -> dict[str, A
         "validity_ttl": None,
         "tag": None,
     }
-    return values | changes
+    return OrderRow(**(values | changes))
 
 
 def trade(seq: int, maker: int, taker: int, quantity: int) -> tuple[int, Trade]:
