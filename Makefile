@@ -41,8 +41,9 @@ format: $(STAMP) ## apply ruff formatting and fixes
 	$(BIN)/ruff check --fix app tests bench
 	$(BIN)/ruff format app tests bench
 
-# bench/echo_app.py and bench/loadgen.py are helpers the orders benchmark starts, not benchmarks.
-BENCHES := auth registry engine journal positions orders single http_layer ticker webhooks scaleout console
+# bench/echo_app.py and bench/loadgen.py are helpers the benchmarks start, and bench/profile.py
+# reads py-spy's stacks: they are not benchmarks.
+BENCHES := auth registry engine journal positions orders single parsing http_layer ticker webhooks scaleout console kite
 
 bench: $(STAMP) ## run every benchmark under bench/ (see BENCHMARKS.md)
 	for name in $(BENCHES); do $(BIN)/python bench/$$name.py || exit 1; done
