@@ -177,6 +177,14 @@ def summary(name: str, figures: dict) -> None:
         )
 
 
+def ratios(ours: dict, other: dict) -> dict[str, float]:
+    """Ours / other, orders/s, at each closed-loop connection count."""
+    return {
+        c: round(r["requests_per_s"] / max(other["closed"][c]["requests_per_s"], 1e-9), 2)
+        for c, r in ours["closed"].items()
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=float, default=10.0)
@@ -240,24 +248,10 @@ def main() -> None:
             finally:
                 stop(peer)
             summary("peer", result["peer"])
-            result["ratio_orders_per_s"] = {
-                c: round(
-                    result["ours"]["closed"][c]["requests_per_s"]
-                    / max(result["peer"]["closed"][c]["requests_per_s"], 1e-9),
-                    2,
-                )
-                for c in result["ours"]["closed"]
-            }
+            result["ratio_orders_per_s"] = ratios(result["ours"], result["peer"])
             print("ours / peer, orders/s:", result["ratio_orders_per_s"])
         if "ceiling" in result:
-            result["ratio_to_ceiling"] = {
-                c: round(
-                    result["ours"]["closed"][c]["requests_per_s"]
-                    / max(result["ceiling"]["closed"][c]["requests_per_s"], 1e-9),
-                    2,
-                )
-                for c in result["ours"]["closed"]
-            }
+            result["ratio_to_ceiling"] = ratios(result["ours"], result["ceiling"])
             print("ours / uvicorn's ceiling, orders/s:", result["ratio_to_ceiling"])
     finally:
         drop_databases(database)
