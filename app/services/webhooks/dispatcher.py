@@ -294,7 +294,16 @@ class Dispatcher:
             outcome.next_attempt_ns = min(now + int(delay * 1e9), deadline)
             if code != 410:
                 counted.append("retrying")
-        await claims.record(self._database, outcomes, disable=disable)
+        if disable:
+            # Before the commit that disables them: while it is on its way, this process may
+            # answer that they are disabled and commit orders, which must not route to them.
+            self._outbox.stop_routing(disable)
+        try:
+            await claims.record(self._database, outcomes, disable=disable)
+        except BaseException:
+            if disable:  # still enabled: route to them again
+                await self._outbox.refresh()
+            raise
         for label in counted:  # once stored (a failed write is recorded again later)
             self._metrics.webhook_deliveries.labels(outcome=label).inc()
         if disable:

@@ -18,7 +18,7 @@ tuple does.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -105,6 +105,16 @@ class OutboxWriter:
         }
         # Few accounts: every batch carries all the routes (cheaper than finding its own).
         self._few_accounts = len(self._targets) <= 16
+
+    def stop_routing(self, endpoint_ids: Collection[str]) -> None:
+        """Route nothing more to ``endpoint_ids`` from now on, ahead of the next ``refresh``
+        (their receivers answered 410 Gone: they are being disabled)."""
+        self.set_routes(
+            (account, route.endpoint_id, list(route.events))
+            for account, found in self._routes.items()
+            for route in found
+            if route.endpoint_id not in endpoint_ids
+        )
 
     def routes(self, account: str) -> tuple[Route, ...]:
         return self._routes.get(account, ())
