@@ -85,6 +85,7 @@ def _claim_data(settings: Settings) -> FileClaim | None:
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from app.httpprotocol import HttpProtocol
     from app.logs import configure_logging
     from app.main import create_app
     from app.services.trading_day.calendar import CalendarError, TradingCalendar
@@ -134,6 +135,7 @@ def _serve(args: argparse.Namespace) -> int:
         access_log=False,
         proxy_headers=True,
         timeout_graceful_shutdown=int(settings.shutdown_grace_seconds),
+        http=HttpProtocol,
         ws=ws_implementation(),
         ws_ping_interval=None,
         # A WebSocket message is bounded like a request body: past it, close 1009 before
