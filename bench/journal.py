@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import random
 import sys
 import time
@@ -45,17 +44,11 @@ from app.store.commits import JournalConnection
 from app.store.database import Database
 from app.store.journal import COPY_MIN_ROWS, HistoryRow, OrderRow, queue_rows
 from app.store.migrate import migrate
-from bench.support import drop_databases, fresh_database
+from bench.support import cpu_seconds, drop_databases, fresh_database
 
 DATABASE = "ticker_bench_journal"
 WARMUP_GROUPS = 5
 STATUSES = ("open", "open", "open", "open", "filled", "cancelled")
-
-
-def backend_cpu_seconds(pid: int) -> float:
-    """utime + stime of a local process (the PostgreSQL backend serving our connection)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def history_rows(rows: list[dict[str, Any]], seq: int, *, changed: bool) -> list[tuple[Any, ...]]:
@@ -158,7 +151,7 @@ async def run(
             order_rows = [OrderRow(**row) for row in new + changed]
             typed_history = [HistoryRow(*row) for row in history_rows_]
             started, cpu0 = time.perf_counter(), time.process_time()
-            backend0 = backend_cpu_seconds(pid) if pid else 0.0
+            backend0 = cpu_seconds(pid) if pid else 0.0
             tx = connection.transaction()
             queue_rows(
                 tx,
@@ -171,7 +164,7 @@ async def run(
             if group >= WARMUP_GROUPS:
                 wall += time.perf_counter() - started
                 cpu += time.process_time() - cpu0
-                backend += backend_cpu_seconds(pid) - backend0
+                backend += cpu_seconds(pid) - backend0
                 measured += size
             pid = connection.backend_pid or 0
             resting.extend(row for row in new if row["status"] == "open")

@@ -74,6 +74,7 @@ async def worker(
             writer.write(request)
             status = await read_response(reader)
             finished = time.perf_counter()
+            counts["responses"] += 1
             if finished < warmup_until:
                 continue
             record(status, finished - started, latencies, counts)
@@ -85,7 +86,7 @@ async def run(
     port: int, requests: list[bytes], connections: int, seconds: float, warmup: float
 ) -> dict:
     latencies: list[float] = []
-    counts = {"ok": 0, "errors": 0}
+    counts = {"ok": 0, "errors": 0, "responses": 0}
     start = time.perf_counter()
     warmup_until = start + warmup
     deadline = warmup_until + seconds
@@ -100,6 +101,7 @@ async def run(
     return {
         "requests": counts["ok"],
         "errors": counts["errors"],
+        "responses": counts["responses"],  # warm-up included: what the server answered
         "seconds": seconds,
         "requests_per_s": counts["ok"] / seconds,
         "p50_ms": percentile(latencies, 0.50),

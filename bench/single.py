@@ -30,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.support import (
     KEYS,
     ROOT,
+    cpu_seconds,
     drop_databases,
     free_port,
     fresh_database,
@@ -134,16 +135,22 @@ def load(port: int, spec_file: Path, seconds: float, *, connections: int, rate: 
 
 
 def measure(
-    port: int, spec_file: Path, args: argparse.Namespace, *, profile_pid: int | None = None
+    port: int, spec_file: Path, args: argparse.Namespace, pid: int, *, profile: bool = False
 ) -> dict:
-    """Closed loop at each connection count, then open loop at each rate. ``profile_pid``:
-    py-spy records that process during the closed loop with the most connections."""
+    """Closed loop at each connection count, then open loop at each rate. ``pid``: the
+    server's process, whose CPU time (all threads, from /proc) each closed loop divides by
+    the responses it got, warm-up included; ``profile``: py-spy records it during the closed
+    loop with the most connections."""
     closed = {}
     for c in args.connections:
         spy = None
-        if profile_pid is not None and c == max(args.connections):
-            spy = record_profile(profile_pid, args.profile, args.seconds)
-        closed[str(c)] = load(port, spec_file, args.seconds, connections=c)
+        if profile and c == max(args.connections):
+            spy = record_profile(pid, args.profile, args.seconds)
+        cpu = cpu_seconds(pid)
+        closed[str(c)] = result = load(port, spec_file, args.seconds, connections=c)
+        result["server_cpu_us_per_order"] = round(
+            1e6 * (cpu_seconds(pid) - cpu) / max(result["responses"], 1)
+        )
         if spy is not None:
             spy.wait(timeout=args.seconds + 60)
             closed[str(c)]["profile"] = str(args.profile)
@@ -168,7 +175,8 @@ def summary(name: str, figures: dict) -> None:
     for c, r in figures["closed"].items():
         print(
             f"{name:5} {c:>3} conn: {r['requests_per_s']:8.0f} orders/s  p50 {r['p50_ms']:.2f} ms"
-            f"  p99 {r['p99_ms']:.2f} ms  errors {r['errors']}"
+            f"  p99 {r['p99_ms']:.2f} ms  server CPU {r['server_cpu_us_per_order']} µs/order"
+            f"  errors {r['errors']}"
         )
     for rate, r in figures["open"].items():
         print(
@@ -221,8 +229,9 @@ def main() -> None:
         service = serve(workdir, port, DATABASE_URL=fresh_database(database))
         try:
             wait_ready(f"http://127.0.0.1:{port}/health/ready", service)
-            pid = service.pid if args.profile else None
-            result["ours"] = measure(port, ours_file, args, profile_pid=pid)
+            result["ours"] = measure(
+                port, ours_file, args, service.pid, profile=args.profile is not None
+            )
         finally:
             stop(service)
         summary("ours", result["ours"])
@@ -231,7 +240,7 @@ def main() -> None:
             echo = serve_app(workdir, port, "bench.echo_app:single", name="ceiling")
             try:
                 wait_ready(f"http://127.0.0.1:{port}/", echo)
-                result["ceiling"] = measure(port, ours_file, args)
+                result["ceiling"] = measure(port, ours_file, args, echo.pid)
             finally:
                 stop(echo)
             summary("ceiling", result["ceiling"])
@@ -244,7 +253,7 @@ def main() -> None:
             peer = serve_peer(python, workdir, port)
             try:
                 wait_ready(f"http://127.0.0.1:{port}/healthz", peer)
-                result["peer"] = measure(port, peer_file, args)
+                result["peer"] = measure(port, peer_file, args, peer.pid)
             finally:
                 stop(peer)
             summary("peer", result["peer"])

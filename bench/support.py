@@ -88,6 +88,12 @@ def serve_app(workdir: Path, port: int, app: str, *, name: str) -> subprocess.Po
     )  # fmt: skip
 
 
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a local process, all its threads (Linux ``/proc``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
