@@ -33,6 +33,9 @@ from app.store.journal import BatchRow, HistoryRow, OrderRow, TradeRow, queue_ro
 
 log = logging.getLogger(__name__)
 
+# A burst of fewer units is never split in two groups (``JournalWriter._should_split``).
+_SPLIT_MIN = 4
+
 
 class JournalUnavailable(ServiceUnavailable):
     code = "JOURNAL_UNAVAILABLE"
@@ -99,6 +102,8 @@ class JournalWriter:
         self._fill_seconds = fill_seconds
         self.in_flight = 0  # requests between arrival and ``enqueue`` (see ``arriving``)
         self._last_group = 0
+        self._split = False  # the next group takes half of the last (``_should_split``)
+        self._first_cpu = 0.0  # the loop thread's CPU time at the queue's first unit
         self._last_end = 0.0  # when the last group's commit ended (perf_counter)
         self._queue: list[JournalUnit] = []
         self._wakeup = asyncio.Event()
@@ -158,6 +163,8 @@ class JournalWriter:
         """Queue ``unit`` (synchronously, right after the books changed); await the result."""
         self.check_available()
         unit.future = asyncio.get_running_loop().create_future()
+        if not self._queue:  # the first unit of a group: the loop's CPU time from here
+            self._first_cpu = time.thread_time()
         self._queue.append(unit)
         self._wakeup.set()
         return unit.future
@@ -173,48 +180,73 @@ class JournalWriter:
                 await self._wakeup.wait()
                 self._wakeup.clear()
                 while self._queue:
-                    await self._fill()
-                    group = self._queue[: self._max_group]
-                    del self._queue[: self._max_group]
+                    limit = await self._fill()
+                    group = self._queue[:limit]
+                    del self._queue[:limit]
                     self._last_group = len(group)
+                    started, cpu = time.perf_counter(), time.thread_time()
+                    placing, self._first_cpu = cpu - self._first_cpu, cpu
+                    # With units left for the next group the loop idles through this commit
+                    # whatever the grouping: that says nothing about splitting.
+                    whole = not self._queue
                     await self._commit(group)
                     self._last_end = time.perf_counter()
+                    busy = time.thread_time() - cpu
+                    self._split = whole and self._should_split(
+                        len(group), placing, self._last_end - started, busy
+                    )
         finally:
             await self.connection.close()
 
-    async def _fill(self) -> None:
-        """Let the requests that are ready join the group before it closes. It stays open
-        while units keep arriving (yielding the loop: sockets with a request waiting are read,
-        requests on their way reach ``enqueue``), while requests are counted in flight, and
-        while it holds less than 3/4 of the last group: in a closed loop the clients answered
-        by that group come back within a round trip, and a group of one between two full
-        ones (what closing on the first unit did, alternating 15 and 1) pays a whole commit
-        for one order. Never longer than ``fill_seconds``."""
+    def _should_split(self, size: int, placing: float, wall: float, busy: float) -> bool:
+        """Whether the next group should take half of this one's size: the loop idled for
+        more than half of this group's commit (``wall`` seconds, of which ``busy`` its
+        thread's CPU time: the rows, the listeners and whatever requests came meanwhile), as
+        nearly every request of the burst was in this one group, and placing the group took
+        its thread longer than that idle time (``placing``: CPU time from the group's first
+        unit to the commit). Then two halves, one placed while the other commits, keep the
+        loop busy: the idle time of each commit is spent placing the other half. Where
+        placing is quick against the round trip (few clients, requests arriving apart, a slow
+        database), one group is better, and stays."""
+        idle = wall - busy
+        return size >= _SPLIT_MIN and idle > wall / 2 and placing > idle
+
+    async def _fill(self) -> int:
+        """Let the requests that are ready join the group before it closes; returns how many
+        units it may take. It stays open while units keep arriving (yielding the loop: sockets
+        with a request waiting are read, requests on their way reach ``enqueue``), while
+        requests are counted in flight, and while it holds less than 3/4 of the last group:
+        in a closed loop the clients answered by that group come back within a round trip,
+        and a group of one between two full ones (what closing on the first unit did,
+        alternating 15 and 1) pays a whole commit for one order. Never longer than
+        ``fill_seconds``, never more than half the last group after ``_should_split``."""
         queue, wakeup = self._queue, self._wakeup
         now = time.perf_counter()
         # Clients answered longer than fill_seconds ago are not on their way any more.
         recent = now - self._last_end < self._fill_seconds
-        target = min(self._last_group * 3 // 4, self._max_group) if recent else 0
+        limit = max(1, self._last_group // 2) if self._split else self._max_group
+        target = min(self._last_group * 3 // 4, limit) if recent else 0
         deadline = now + self._fill_seconds
         seen = len(queue)
-        while seen < self._max_group:
+        while seen < limit:
             if seen < target or self.in_flight > 0:
                 remaining = deadline - time.perf_counter()
                 if remaining <= 0:
-                    return
+                    break
                 wakeup.clear()  # set by the next ``enqueue``
                 try:
                     async with asyncio.timeout(remaining):
                         await wakeup.wait()
                 except TimeoutError:
-                    return
+                    break
             else:
                 await asyncio.sleep(0)
                 if len(queue) == seen and self.in_flight <= 0:
-                    return
+                    break
                 if time.perf_counter() >= deadline:
-                    return
+                    break
             seen = len(queue)
+        return limit
 
     async def flush(self) -> None:
         """Wait until everything queued so far is committed (or failed)."""

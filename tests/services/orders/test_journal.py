@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import random
+import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -16,6 +18,7 @@ from app.metrics import Metrics
 from app.services.orders.journal import JournalUnit, JournalWriter
 from app.settings import Settings
 from app.store.database import Database
+from app.store.journal import BatchRow
 from app.store.migrate import migrate
 from tests.conftest import PG_ADMIN_URL, running_app
 from tests.support.drills import journal_hashes
@@ -193,6 +196,13 @@ async def writer(backend_settings: Settings) -> AsyncIterator[tuple[JournalWrite
         await database.dispose()
 
 
+def spend_cpu(seconds: float) -> None:
+    """Keep the loop's thread busy for ``seconds`` of its own CPU time."""
+    end = time.thread_time() + seconds
+    while time.thread_time() < end:
+        pass
+
+
 async def loop_turns(n: int) -> None:
     """What a request's way through the HTTP layer looks like to the loop: a few turns."""
     for _ in range(n):
@@ -231,6 +241,28 @@ class TestGroupCommit:
         assert sum(sizes) == 16 * rounds
         assert len(sizes) <= rounds * 1.25, sizes
         assert sizes.count(1) <= 2, sizes
+
+    async def test_a_burst_placed_slower_than_its_commit_is_split_in_two_halves(
+        self, writer: tuple[JournalWriter, list[int]]
+    ) -> None:
+        """16 clients whose requests take the loop 2 ms each to place: one group of 16
+        leaves the loop idle through its commit; two groups of 8, one placed while the other
+        commits, do not. The writer splits the burst, and the halves stay halves."""
+        journal, sizes = writer
+        rounds = 8
+        ids = itertools.count()
+
+        async def client() -> None:
+            for _ in range(rounds):
+                spend_cpu(0.002)  # placing the order: the loop's own CPU time
+                row = BatchRow(f"b{next(ids)}", "default", 1, None, None, 1, 0, "{}")
+                await journal.enqueue(JournalUnit(batch=row))  # a real write to commit
+                await loop_turns(2)
+
+        await asyncio.gather(*(client() for _ in range(16)))
+        assert sum(sizes) == 16 * rounds
+        assert sizes[0] == 16, sizes  # the first burst, before any commit was measured
+        assert all(4 <= size <= 8 for size in sizes[2:]), sizes
 
     async def test_a_request_counted_in_flight_joins_the_group(
         self, writer: tuple[JournalWriter, list[int]]
