@@ -25,6 +25,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+import httpx
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.support import (
@@ -146,11 +148,14 @@ def measure(
         spy = None
         if profile and c == max(args.connections):
             spy = record_profile(pid, args.profile, args.seconds)
-        cpu = cpu_seconds(pid)
+        cpu, groups = cpu_seconds(pid), group_sizes(port)
         closed[str(c)] = result = load(port, spec_file, args.seconds, connections=c)
         result["server_cpu_us_per_order"] = round(
             1e6 * (cpu_seconds(pid) - cpu) / max(result["responses"], 1)
         )
+        if groups is not None:
+            after = group_sizes(port) or {}
+            result["journal_groups"] = {le: after[le] - groups.get(le, 0) for le in after}
         if spy is not None:
             spy.wait(timeout=args.seconds + 60)
             closed[str(c)]["profile"] = str(args.profile)
@@ -158,6 +163,33 @@ def measure(
         str(r): load(port, spec_file, args.seconds, connections=256, rate=r) for r in args.rates
     }
     return {"closed": closed, "open": opened}
+
+
+def group_sizes(port: int) -> dict[str, int] | None:
+    """Our journal's commits so far by group size: ``ticker_journal_group_size``'s
+    cumulative buckets by ``le``; None from a server without it (the peer, the ceiling)."""
+    try:
+        text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    except httpx.HTTPError:
+        return None
+    buckets = {
+        line.split('le="', 1)[1].split('"', 1)[0]: int(float(line.rsplit(" ", 1)[1]))
+        for line in text.splitlines()
+        if line.startswith("ticker_journal_group_size_bucket{")
+    }
+    return buckets or None
+
+
+def per_bucket(cumulative: dict[str, int]) -> str:
+    """``{"1.0": 3, "2.0": 3, "4.0": 10}`` -> ``"1: 3, 3-4: 7"`` (the empty ranges left out)."""
+    parts, below, low = [], 0, 1
+    for le, count in cumulative.items():
+        high = "" if le == "+Inf" else str(int(float(le)))
+        if count > below:
+            span = f"{low}+" if not high else high if str(low) == high else f"{low}-{high}"
+            parts.append(f"{span}: {count - below}")
+        below, low = count, (int(float(le)) + 1 if le != "+Inf" else low)
+    return ", ".join(parts)
 
 
 def record_profile(pid: int, out: Path, seconds: float) -> subprocess.Popen[bytes]:
@@ -178,6 +210,8 @@ def summary(name: str, figures: dict) -> None:
             f"  p99 {r['p99_ms']:.2f} ms  server CPU {r['server_cpu_us_per_order']} µs/order"
             f"  errors {r['errors']}"
         )
+        if "journal_groups" in r:
+            print(f"{'':15}journal commits by group size: {per_bucket(r['journal_groups'])}")
     for rate, r in figures["open"].items():
         print(
             f"{name:5} {rate:>5}/s offered: {r['requests_per_s']:8.0f}/s  p50 {r['p50_ms']:.2f}"
