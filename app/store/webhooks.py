@@ -120,31 +120,9 @@ webhook_batches = Table(
     sqlite_autoincrement=True,
 )
 
-# A message's stored snapshot: ``[1, [SNAPSHOT_FIELDS...], [[seq, ts, price, qty, liquidity]]]``
-# (payload version 1). A batch's order change: ``[account, *SNAPSHOT_FIELDS]``.
-SNAPSHOT_FIELDS = (
-    "order_id",
-    "client_order_id",
-    "batch_id",
-    "instrument_token",
-    "side",
-    "order_type",
-    "time_in_force",
-    "post_only",
-    "price",
-    "trigger_price",
-    "quantity",
-    "filled",
-    "remaining",
-    "status",
-    "reason",
-    "created_ns",
-    "updated_ns",
-)
-
 
 class OrderSnapshot(NamedTuple):
-    """A message's stored order (``SNAPSHOT_FIELDS``), as its webhook renders it."""
+    """A message's stored order, as its webhook renders it (its fields: ``SNAPSHOT_FIELDS``)."""
 
     order_id: int
     client_order_id: str | None
@@ -165,7 +143,9 @@ class OrderSnapshot(NamedTuple):
     updated_ns: int
 
 
-assert OrderSnapshot._fields == SNAPSHOT_FIELDS
+# A message's stored snapshot: ``[1, [SNAPSHOT_FIELDS...], [[seq, ts, price, qty, liquidity]]]``
+# (payload version 1). A batch's order change: ``[account, *SNAPSHOT_FIELDS]``.
+SNAPSHOT_FIELDS: tuple[str, ...] = OrderSnapshot._fields
 CHANGE_FIELDS = ("account", *SNAPSHOT_FIELDS)
 CHANGE_STATUS = CHANGE_FIELDS.index("status")
 assert CHANGE_FIELDS[:2] == ("account", "order_id")  # the SQL below relies on it

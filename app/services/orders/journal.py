@@ -5,7 +5,8 @@ to ``enqueue`` *in the same synchronous step* (so the queue is in book order), a
 returned future; the writer drains everything queued into one transaction, resolves the
 futures, then tells the listeners (ticks, order streams). A request therefore answers only
 after its rows are committed, and one transaction carries many concurrent requests. A group
-closes once the requests that are ready have joined it (``_fill``); it is written through the
+closes once the requests that are ready have joined it (``_fill``), or at half a burst that
+would leave the loop idle through its commit (``_should_split``); it is written through the
 writer's own connection (``app.store.commits``) in one round trip, its transaction hooks (the
 webhook outbox, the fences) queueing their statements in the same transaction.
 
