@@ -11,38 +11,27 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-import uvicorn
 import websockets
 
 from app.httpprotocol import HttpProtocol
-from app.wsprotocol import WS_IMPLEMENTATION
-from tests.support.servers import free_port
+from tests.support.live import running_uvicorn
 
 Scope = dict[str, Any]
 
 
 @asynccontextmanager
 async def serve(app: Any) -> AsyncIterator[int]:
-    port = free_port()
-    config = uvicorn.Config(
-        app,
-        host="127.0.0.1",
-        port=port,
-        log_config=None,
-        http=HttpProtocol,
-        ws=WS_IMPLEMENTATION,
-        lifespan="off",
-    )
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        assert not task.done(), "uvicorn exited before starting"
-        await asyncio.sleep(0.02)
+    async with running_uvicorn(app, http=HttpProtocol, lifespan="off") as server:
+        yield server.config.port
+
+
+@asynccontextmanager
+async def connection(port: int) -> AsyncIterator[tuple[asyncio.StreamReader, asyncio.StreamWriter]]:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
     try:
-        yield port
+        yield reader, writer
     finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, 10)
+        writer.close()
 
 
 async def answer(scope: Scope, receive: Any, send: Any, body: bytes = b'{"ok":true}') -> None:
@@ -77,33 +66,25 @@ async def test_head_and_body_arrive_in_one_segment() -> None:
     """One write per response: each response is one TCP segment (uvicorn's own protocol
     sends two: the head, then the body)."""
     request = b"GET / HTTP/1.1\r\nHost: t\r\n\r\n"
-    async with serve(answer) as port:
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        try:
-            before = data_segments_in(writer)
-            for _ in range(20):
-                writer.write(request)
-                head, body = await asyncio.wait_for(read_response(reader), 5)
-                assert head.startswith(b"HTTP/1.1 200 OK")
-                assert body == b'{"ok":true}'
-            assert data_segments_in(writer) - before == 20
-        finally:
-            writer.close()
+    async with serve(answer) as port, connection(port) as (reader, writer):
+        before = data_segments_in(writer)
+        for _ in range(20):
+            writer.write(request)
+            head, body = await asyncio.wait_for(read_response(reader), 5)
+            assert head.startswith(b"HTTP/1.1 200 OK")
+            assert body == b'{"ok":true}'
+        assert data_segments_in(writer) - before == 20
 
 
 async def test_a_head_request_gets_its_head() -> None:
-    async with serve(answer) as port:
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        try:
-            writer.write(b"HEAD / HTTP/1.1\r\nHost: t\r\n\r\n")
-            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
-            assert head.startswith(b"HTTP/1.1 200 OK")
-            assert b"content-length: 11" in head
-            # The connection still serves the next request, with its body.
-            writer.write(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
-            assert (await asyncio.wait_for(read_response(reader), 5))[1] == b'{"ok":true}'
-        finally:
-            writer.close()
+    async with serve(answer) as port, connection(port) as (reader, writer):
+        writer.write(b"HEAD / HTTP/1.1\r\nHost: t\r\n\r\n")
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+        assert head.startswith(b"HTTP/1.1 200 OK")
+        assert b"content-length: 11" in head
+        # The connection still serves the next request, with its body.
+        writer.write(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+        assert (await asyncio.wait_for(read_response(reader), 5))[1] == b'{"ok":true}'
 
 
 async def test_a_streamed_body_does_not_hold_back_its_head() -> None:
@@ -116,47 +97,35 @@ async def test_a_streamed_body_does_not_hold_back_its_head() -> None:
         await more.wait()
         await send({"type": "http.response.body", "body": b"late", "more_body": False})
 
-    async with serve(stream) as port:
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        try:
-            writer.write(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
-            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
-            assert b"transfer-encoding: chunked" in head
-            more.set()
-            chunk = await asyncio.wait_for(reader.readuntil(b"0\r\n\r\n"), 5)
-            assert chunk == b"4\r\nlate\r\n0\r\n\r\n"
-        finally:
-            writer.close()
+    async with serve(stream) as port, connection(port) as (reader, writer):
+        writer.write(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+        assert b"transfer-encoding: chunked" in head
+        more.set()
+        chunk = await asyncio.wait_for(reader.readuntil(b"0\r\n\r\n"), 5)
+        assert chunk == b"4\r\nlate\r\n0\r\n\r\n"
 
 
 async def test_100_continue_goes_out_before_the_body_is_sent() -> None:
-    async with serve(answer) as port:
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        try:
-            writer.write(
-                b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\nExpect: 100-continue\r\n\r\n"
-            )
-            interim = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
-            assert interim == b"HTTP/1.1 100 Continue\r\n\r\n"
-            writer.write(b"{}")
-            head, body = await asyncio.wait_for(read_response(reader), 5)
-            assert head.startswith(b"HTTP/1.1 200 OK")
-            assert body == b'{"ok":true}'
-        finally:
-            writer.close()
+    async with serve(answer) as port, connection(port) as (reader, writer):
+        writer.write(
+            b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\nExpect: 100-continue\r\n\r\n"
+        )
+        interim = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+        assert interim == b"HTTP/1.1 100 Continue\r\n\r\n"
+        writer.write(b"{}")
+        head, body = await asyncio.wait_for(read_response(reader), 5)
+        assert head.startswith(b"HTTP/1.1 200 OK")
+        assert body == b'{"ok":true}'
 
 
 async def test_a_response_that_closes_the_connection_is_sent_whole() -> None:
-    async with serve(answer) as port:
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        try:
-            writer.write(b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
-            everything = await asyncio.wait_for(reader.read(), 5)  # until the server closes
-            assert everything.startswith(b"HTTP/1.1 200 OK")
-            assert b"connection: close" in everything
-            assert everything.endswith(b'\r\n\r\n{"ok":true}')
-        finally:
-            writer.close()
+    async with serve(answer) as port, connection(port) as (reader, writer):
+        writer.write(b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        everything = await asyncio.wait_for(reader.read(), 5)  # until the server closes
+        assert everything.startswith(b"HTTP/1.1 200 OK")
+        assert b"connection: close" in everything
+        assert everything.endswith(b'\r\n\r\n{"ok":true}')
 
 
 async def test_websockets_are_served_through_it() -> None:

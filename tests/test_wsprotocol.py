@@ -9,7 +9,6 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
-import uvicorn
 import websockets
 from websockets.frames import Frame, Opcode
 
@@ -22,7 +21,7 @@ from app.wsprotocol import (
     text_frame,
     ws_implementation,
 )
-from tests.support.servers import free_port
+from tests.support.live import running_uvicorn
 
 Scope = dict[str, Any]
 
@@ -73,20 +72,8 @@ async def test_a_changed_uvicorn_falls_back_to_its_own_protocol(
 
 @asynccontextmanager
 async def serve(app: Any, ws: str = WS_IMPLEMENTATION) -> AsyncIterator[str]:
-    port = free_port()
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_config=None, ws=ws, lifespan="off"
-    )
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        assert not task.done(), "uvicorn exited before starting"
-        await asyncio.sleep(0.02)
-    try:
-        yield f"ws://127.0.0.1:{port}/"
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, 10)
+    async with running_uvicorn(app, ws=ws, lifespan="off") as server:
+        yield f"ws://127.0.0.1:{server.config.port}/"
 
 
 async def test_direct_frames_interleave_with_asgi_messages_in_order() -> None:

@@ -16,6 +16,7 @@ import websockets
 from fastapi import FastAPI
 from websockets.asyncio.client import ClientConnection
 
+from app.httpprotocol import HttpProtocol
 from app.main import create_app
 from app.settings import Settings
 from app.wsprotocol import WS_IMPLEMENTATION
@@ -35,18 +36,13 @@ class LiveApp:
 
 
 @asynccontextmanager
-async def live_app(settings: Settings) -> AsyncIterator[LiveApp]:
-    app = create_app(settings)
-    port = free_port()
+async def running_uvicorn(app: Any, **options: Any) -> AsyncIterator[uvicorn.Server]:
+    """``app`` under uvicorn on a spare loopback port (``server.config.port``), in the test's
+    own event loop, with the protocols ``serve`` runs (ours for HTTP and WebSockets) unless
+    ``options`` say otherwise."""
+    defaults: dict[str, Any] = {"http": HttpProtocol, "ws": WS_IMPLEMENTATION}
     config = uvicorn.Config(
-        app,
-        host="127.0.0.1",
-        port=port,
-        log_config=None,
-        access_log=False,
-        ws=WS_IMPLEMENTATION,
-        ws_ping_interval=None,
-        timeout_graceful_shutdown=5,
+        app, host="127.0.0.1", port=free_port(), log_config=None, **(defaults | options)
     )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
@@ -56,11 +52,21 @@ async def live_app(settings: Settings) -> AsyncIterator[LiveApp]:
             raise RuntimeError("uvicorn exited before starting")
         await asyncio.sleep(0.02)
     try:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
-            yield LiveApp(app, port, http, server.lifespan.state)
+        yield server
     finally:
         server.should_exit = True
         await asyncio.wait_for(task, 30)
+
+
+@asynccontextmanager
+async def live_app(settings: Settings) -> AsyncIterator[LiveApp]:
+    app = create_app(settings)
+    async with running_uvicorn(
+        app, access_log=False, ws_ping_interval=None, timeout_graceful_shutdown=5
+    ) as server:
+        port = server.config.port
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
+            yield LiveApp(app, port, http, server.lifespan.state)
 
 
 class WsClient:
