@@ -24,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -148,36 +149,91 @@ def measure(
         spy = None
         if profile and c == max(args.connections):
             spy = record_profile(pid, args.profile, args.seconds)
-        cpu, groups = cpu_seconds(pid), group_sizes(port)
+        cpu, before = cpu_seconds(pid), journal_figures(port)
         closed[str(c)] = result = load(port, spec_file, args.seconds, connections=c)
         result["server_cpu_us_per_order"] = round(
             1e6 * (cpu_seconds(pid) - cpu) / max(result["responses"], 1)
         )
-        if groups is not None:
-            after = group_sizes(port) or {}
-            result["journal_groups"] = {le: after[le] - groups.get(le, 0) for le in after}
+        after = journal_figures(port)
+        if before is not None and after is not None:
+            result |= server_figures(before, after)
         if spy is not None:
             spy.wait(timeout=args.seconds + 60)
             closed[str(c)]["profile"] = str(args.profile)
-    opened = {
-        str(r): load(port, spec_file, args.seconds, connections=256, rate=r) for r in args.rates
-    }
-    return {"closed": closed, "open": opened}
+    opened = {}
+    for r in args.rates:
+        before = journal_figures(port)
+        opened[str(r)] = result = load(port, spec_file, args.seconds, connections=256, rate=r)
+        after = journal_figures(port)
+        if before is not None and after is not None:
+            result |= server_figures(before, after)
+    figures: dict[str, Any] = {"closed": closed, "open": opened}
+    fit = per_group_fit(closed)
+    if fit is not None:
+        figures["cpu_fit"] = fit
+    return figures
 
 
-def group_sizes(port: int) -> dict[str, int] | None:
-    """Our journal's commits so far by group size: ``ticker_journal_group_size``'s
-    cumulative buckets by ``le``; None from a server without it (the peer, the ceiling)."""
+# Our server's own timings (sum and count of each summary/histogram), read with the group sizes.
+TIMINGS = {
+    "request": "http_request_duration_seconds",  # the route, from the request to its answer
+    "order": "ticker_order_ack_seconds",  # the order service, from the checks to the commit
+    "commit": "ticker_journal_commit_seconds",  # the group's commit, rows to result
+}
+
+
+def journal_figures(port: int) -> dict[str, Any] | None:
+    """Our journal's commits so far by group size (``ticker_journal_group_size``'s cumulative
+    buckets by ``le``) and the sum and count of each of ``TIMINGS``, from /metrics; None from
+    a server without them (the peer, the ceiling)."""
     try:
         text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
     except httpx.HTTPError:
         return None
-    buckets = {
-        line.split('le="', 1)[1].split('"', 1)[0]: int(float(line.rsplit(" ", 1)[1]))
-        for line in text.splitlines()
-        if line.startswith("ticker_journal_group_size_bucket{")
+    buckets: dict[str, int] = {}
+    sums = {name: [0.0, 0.0] for name in TIMINGS}
+    series = {f"{metric}_{part}": (name, i) for name, metric in TIMINGS.items()
+              for i, part in enumerate(("sum", "count"))}  # fmt: skip
+    for line in text.splitlines():
+        if line.startswith("ticker_journal_group_size_bucket{"):
+            le = line.split('le="', 1)[1].split('"', 1)[0]
+            buckets[le] = int(float(line.rsplit(" ", 1)[1]))
+            continue
+        found = series.get(line.split("{", 1)[0].split(" ", 1)[0])
+        if found is not None:
+            sums[found[0]][found[1]] += float(line.rsplit(" ", 1)[1])
+    return {"groups": buckets, "timings": sums} if buckets else None
+
+
+def server_figures(before: dict[str, Any], after: dict[str, Any]) -> dict:
+    """What one run (its warm-up included) added: its commits by group size, the mean group
+    (orders placed per commit), and the server's mean time per request, per order (the order
+    service's call, commit included) and per commit, in milliseconds."""
+    groups = {le: after["groups"][le] - before["groups"].get(le, 0) for le in after["groups"]}
+    means, counts = {}, {}
+    for name, (total, count) in after["timings"].items():
+        was_total, was_count = before["timings"][name]
+        counts[name] = n = count - was_count
+        means[name] = round(1e3 * (total - was_total) / n, 3) if n else None
+    commits = groups.get("+Inf", 0)
+    return {
+        "journal_groups": groups,
+        "mean_group": round(counts["order"] / commits, 2) if commits else None,
+        "server_ms": means,
     }
-    return buckets or None
+
+
+def per_group_fit(closed: dict[str, dict]) -> dict[str, float] | None:
+    """Server CPU per order as ``a + b / mean group`` (least squares over the closed loops):
+    ``a`` what each order costs, ``b`` what each group commit costs on top, in µs."""
+    points = [(1 / r["mean_group"], r["server_cpu_us_per_order"])
+              for r in closed.values() if r.get("mean_group")]  # fmt: skip
+    if len({round(x, 3) for x, _ in points}) < 2:
+        return None
+    n = len(points)
+    mx, my = sum(x for x, _ in points) / n, sum(y for _, y in points) / n
+    b = sum((x - mx) * (y - my) for x, y in points) / sum((x - mx) ** 2 for x, _ in points)
+    return {"per_order_us": round(my - b * mx), "per_group_us": round(b)}
 
 
 def per_bucket(cumulative: dict[str, int]) -> str:
@@ -210,12 +266,32 @@ def summary(name: str, figures: dict) -> None:
             f"  p99 {r['p99_ms']:.2f} ms  server CPU {r['server_cpu_us_per_order']} µs/order"
             f"  errors {r['errors']}"
         )
-        if "journal_groups" in r:
-            print(f"{'':15}journal commits by group size: {per_bucket(r['journal_groups'])}")
+        server_lines(r)
     for rate, r in figures["open"].items():
         print(
             f"{name:5} {rate:>5}/s offered: {r['requests_per_s']:8.0f}/s  p50 {r['p50_ms']:.2f}"
             f"  p99 {r['p99_ms']:.2f}  p99.9 {r['p999_ms']:.2f} ms  errors {r['errors']}"
+        )
+        server_lines(r)
+    if "cpu_fit" in figures:
+        fit = figures["cpu_fit"]
+        print(
+            f"{name:5} server CPU per order ≈ {fit['per_order_us']} µs"
+            f" + {fit['per_group_us']} µs / mean group (least squares over the closed loops)"
+        )
+
+
+def server_lines(r: dict) -> None:
+    """Our journal's groups and the server's mean times, where the run has them."""
+    if "journal_groups" not in r:
+        return
+    print(f"{'':15}journal commits by group size: {per_bucket(r['journal_groups'])}")
+    ms = r["server_ms"]
+    if None not in ms.values():
+        print(
+            f"{'':15}server, mean: request {ms['request']:.2f} ms, of which the order"
+            f" {ms['order']:.2f} ms, of which the commit {ms['commit']:.2f} ms;"
+            f" {r['mean_group']} orders per commit"
         )
 
 

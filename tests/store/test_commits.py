@@ -14,7 +14,12 @@ import pytest
 from sqlalchemy import func, select
 
 from app.settings import Settings
-from app.store.commits import APPLICATION_NAME, JournalConnection, JournalTransaction
+from app.store.commits import (
+    APPLICATION_NAME,
+    CHAIN_BROKEN,
+    JournalConnection,
+    JournalTransaction,
+)
 from app.store.database import Database
 from app.store.fences import StaleFence, guard_fence, install_fence
 from app.store.journal import BatchRow, HistoryRow, TradeRow, batches, orders, queue_rows, trades
@@ -223,6 +228,98 @@ class TestGuards:
             assert await count(database, webhook_batches) == 1
         finally:
             await connection.close()
+
+
+class TestPipeline:
+    async def test_groups_sent_behind_each_other_all_commit_on_one_connection(
+        self, pg_url: str
+    ) -> None:
+        database = Database.create(pg_url)
+        await migrate(database)
+        connection = JournalConnection(database)
+        try:
+            sent = []
+            for first in (10, 20, 30):
+                tx = connection.transaction()
+                group(tx, first)
+                sent.append(await connection.send(tx))
+            assert connection.in_flight == 3  # all on the wire before the first answer
+            await asyncio.gather(*sent)
+            assert connection.in_flight == 0
+            assert connection.connects == 1
+            assert await count(database, orders) == 6
+            assert await count(database, webhook_batches) == 3
+        finally:
+            await connection.close()
+            await database.dispose()
+
+    async def test_a_group_sent_behind_a_failed_one_fails_with_it(self, pg_url: str) -> None:
+        database = Database.create(pg_url)
+        await migrate(database)
+        connection = JournalConnection(database)
+        try:
+            first = connection.transaction()
+            group(first, 10)
+            failing = connection.transaction()
+            group(failing, 20)
+            queue_rows(failing, order_rows=[], trade_rows=[], batch_rows=[batch_row("b10")])
+            behind = connection.transaction()
+            group(behind, 30)
+            sent = [await connection.send(tx) for tx in (first, failing, behind)]
+            results = await asyncio.gather(*sent, return_exceptions=True)
+            assert results[0] is None
+            assert isinstance(results[1], psycopg.errors.UniqueViolation)
+            assert isinstance(results[2], Exception)
+            assert await count(database, orders) == 2  # the first group's only
+            tx = connection.transaction()
+            group(tx, 40)
+            await connection.commit(tx)  # on a new connection
+            assert connection.connects == 2
+            assert await count(database, orders) == 4
+        finally:
+            await connection.close()
+            await database.dispose()
+
+    async def test_the_chain_refuses_a_group_whose_predecessor_did_not_commit(
+        self, pg_url: str
+    ) -> None:
+        """What keeps the order on PostgreSQL's side: a group's statement requires the session
+        setting that only its predecessor's commit leaves."""
+        database = Database.create(pg_url)
+        await migrate(database)
+        await database.dispose()
+
+        def statement(first: int, chain: tuple[str | None, str]) -> tuple[str, list[Any]]:
+            tx = JournalTransaction(postgres=True)
+            group(tx, first)
+            return tx.statement(chain)
+
+        with psycopg.connect(pg_url, autocommit=True) as conn:
+            cursor = psycopg.RawCursor(conn)
+            cursor.execute(*statement(10, (None, "1")))
+            with pytest.raises(psycopg.errors.UniqueViolation):
+                cursor.execute(*statement(10, ("1", "2")))  # fails: the setting stays "1"
+            with pytest.raises(psycopg.DataError, match=CHAIN_BROKEN):
+                cursor.execute(*statement(20, ("2", "3")))
+            cursor.execute(*statement(20, ("1", "3")))
+            assert conn.execute("SELECT count(*) FROM orders").fetchone() == (4,)
+
+    async def test_a_group_larger_than_the_socket_takes_at_once_is_sent_whole(
+        self, pg_url: str
+    ) -> None:
+        database = Database.create(pg_url)
+        await migrate(database)
+        connection = JournalConnection(database)
+        try:
+            tx = connection.transaction()
+            group(tx, 10)
+            big = batch_row("big")._replace(response="x" * 48_000_000)
+            queue_rows(tx, order_rows=[], trade_rows=[], batch_rows=[big])
+            await connection.commit(tx)
+            assert await count(database, batches) == 2
+        finally:
+            await connection.close()
+            await database.dispose()
 
 
 class TestStatement:
