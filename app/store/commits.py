@@ -155,6 +155,7 @@ class JournalConnection:
         # The pipeline: groups sent and not answered yet, oldest first.
         self._in_flight: deque[_Sent] = deque()
         self._piped = False  # in pipeline mode, with our reader on the socket
+        self._fd = -1  # the socket our reader (and writer, when one is needed) watch
         self._prepared: dict[str, bytes] = {}
         self._chain: str | None = None  # the last group sent on this connection
         self._sent = 0
@@ -228,9 +229,9 @@ class JournalConnection:
             self._chain = this
             self._in_flight.append(_Sent(future, tx))
             if pg.flush():  # more to send than the socket took: the rest when writable
-                loop.add_writer(pg.socket, self._writable)
+                loop.add_writer(self._fd, self._writable)
         except Exception as exc:
-            self._lost(exc)
+            self._drop(exc)
             if not future.done():
                 future.set_exception(exc)
         return future
@@ -268,21 +269,27 @@ class JournalConnection:
 
     def _enter_pipeline(self, conn: psycopg.AsyncConnection[Any]) -> None:
         conn.pgconn.enter_pipeline_mode()
-        asyncio.get_running_loop().add_reader(conn.pgconn.socket, self._readable)
+        self._fd = conn.pgconn.socket
+        asyncio.get_running_loop().add_reader(self._fd, self._readable)
         self._piped = True
 
     def _leave_pipeline(self) -> None:
         """Back to psycopg's own use of the connection (its cursor waits on the socket)."""
         if not self._piped:
             return
-        self._piped = False
+        self._unwatch()
         conn = self._pg
-        if conn is None or conn.closed:
-            return
-        loop = asyncio.get_running_loop()
-        loop.remove_reader(conn.pgconn.socket)
-        loop.remove_writer(conn.pgconn.socket)
-        conn.pgconn.exit_pipeline_mode()
+        if conn is not None and not conn.closed:
+            conn.pgconn.exit_pipeline_mode()
+
+    def _unwatch(self) -> None:
+        """Take our reader and writer off the socket, before anything else uses or closes it
+        (a closed socket's number is soon another's)."""
+        if self._piped:
+            self._piped = False
+            loop = asyncio.get_running_loop()
+            loop.remove_reader(self._fd)
+            loop.remove_writer(self._fd)
 
     def _readable(self) -> None:
         """The socket reader: each group's results, in order; its future settled at its sync
@@ -316,10 +323,7 @@ class JournalConnection:
                 elif status == _FATAL_ERROR and sent.error is None:
                     sent.error = _error(result)
         except Exception as exc:
-            self._lost(exc)
-            if self._pg is conn:
-                self._pg = None
-                conn.pgconn.finish()
+            self._drop(exc)
 
     def _writable(self) -> None:
         conn = self._pg
@@ -327,12 +331,9 @@ class JournalConnection:
             return
         try:
             if not conn.pgconn.flush():
-                asyncio.get_running_loop().remove_writer(conn.pgconn.socket)
+                asyncio.get_running_loop().remove_writer(self._fd)
         except Exception as exc:
-            self._lost(exc)
-            if self._pg is conn:
-                self._pg = None
-                conn.pgconn.finish()
+            self._drop(exc)
 
     def _failed(self, sent: _Sent) -> None:
         """A group failed: it raises its error (a failed guard's own), the groups behind it
@@ -344,24 +345,22 @@ class JournalConnection:
             error = guard
         if not sent.future.done():
             sent.future.set_exception(error)
-        self._lost(ConnectionError(f"an earlier journal group failed: {error}"))
+        self._drop(ConnectionError(f"an earlier journal group failed: {error}"))
+
+    def _drop(self, error: Exception) -> None:
+        """``_lost``, and the connection closed: the next group opens a new one."""
+        self._lost(error)
         conn, self._pg = self._pg, None
         if conn is not None:
             conn.pgconn.finish()
 
     def _lost(self, error: Exception) -> None:
         """Fail every group in flight with ``error``; stop reading the socket."""
+        self._unwatch()
         in_flight, self._in_flight = self._in_flight, deque()
         for sent in in_flight:
             if not sent.future.done():
                 sent.future.set_exception(error)
-        if self._piped:
-            self._piped = False
-            conn = self._pg
-            if conn is not None and not conn.closed:
-                loop = asyncio.get_running_loop()
-                loop.remove_reader(conn.pgconn.socket)
-                loop.remove_writer(conn.pgconn.socket)
 
     async def _pg_copy_commit(self, tx: JournalTransaction) -> None:
         """A group with COPY: ``BEGIN``, the copies, the statement, ``COMMIT``, by psycopg,

@@ -187,6 +187,41 @@ class TestReconnect:
             await connection.close()
             await database.dispose()
 
+    async def test_a_session_ended_just_before_the_commit_is_replaced_cleanly(
+        self, pg_url: str
+    ) -> None:
+        """The check before sending notices the ended session before the socket's reader
+        does; the reader comes off the old socket before it is closed (its number is soon
+        the new connection's), every time."""
+        database = Database.create(pg_url)
+        await migrate(database)
+        connection = JournalConnection(database)
+        try:
+            for first in range(10, 60, 10):
+                tx = connection.transaction()
+                group(tx, first)
+                await connection.commit(tx)
+                with psycopg.connect(pg_url, autocommit=True) as admin:
+                    admin.execute(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                        "WHERE datname = current_database() AND application_name = %s",
+                        (APPLICATION_NAME,),
+                    )
+                    # Until the backend is gone: its goodbye is on our socket, unread.
+                    while admin.execute(
+                        "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s",
+                        (APPLICATION_NAME,),
+                    ).fetchone() != (0,):
+                        pass
+            tx = connection.transaction()
+            group(tx, 60)
+            await connection.commit(tx)
+            assert connection.connects == 6
+            assert await count(database, orders) == 12
+        finally:
+            await connection.close()
+            await database.dispose()
+
     async def test_a_failed_commit_leaves_nothing_and_the_next_one_reconnects(
         self, database: Database
     ) -> None:
