@@ -127,6 +127,19 @@ async def database(backend_settings: Settings) -> AsyncIterator[Database]:
         await database.dispose()
 
 
+@pytest.fixture
+async def pg_journal(pg_url: str) -> AsyncIterator[tuple[Database, JournalConnection]]:
+    """PostgreSQL's journal tables and a journal connection to them."""
+    database = Database.create(pg_url)
+    await migrate(database)
+    connection = JournalConnection(database)
+    try:
+        yield database, connection
+    finally:
+        await connection.close()
+        await database.dispose()
+
+
 class TestRoundTrips:
     async def test_a_group_commit_with_its_hooks_is_one_round_trip(self, pg_url: str) -> None:
         await install_fence_at(pg_url, shard=0, token=5)
@@ -188,39 +201,34 @@ class TestReconnect:
             await database.dispose()
 
     async def test_a_session_ended_just_before_the_commit_is_replaced_cleanly(
-        self, pg_url: str
+        self, pg_journal: tuple[Database, JournalConnection], pg_url: str
     ) -> None:
         """The check before sending notices the ended session before the socket's reader
         does; the reader comes off the old socket before it is closed (its number is soon
         the new connection's), every time."""
-        database = Database.create(pg_url)
-        await migrate(database)
-        connection = JournalConnection(database)
-        try:
-            for first in range(10, 60, 10):
-                tx = connection.transaction()
-                group(tx, first)
-                await connection.commit(tx)
-                with psycopg.connect(pg_url, autocommit=True) as admin:
-                    admin.execute(
-                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                        "WHERE datname = current_database() AND application_name = %s",
-                        (APPLICATION_NAME,),
-                    )
-                    # Until the backend is gone: its goodbye is on our socket, unread.
-                    while admin.execute(
-                        "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s",
-                        (APPLICATION_NAME,),
-                    ).fetchone() != (0,):
-                        pass
+        database, connection = pg_journal
+        for first in range(10, 60, 10):
             tx = connection.transaction()
-            group(tx, 60)
+            group(tx, first)
             await connection.commit(tx)
-            assert connection.connects == 6
-            assert await count(database, orders) == 12
-        finally:
-            await connection.close()
-            await database.dispose()
+            with psycopg.connect(pg_url, autocommit=True) as admin:
+                admin.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND application_name = %s",
+                    (APPLICATION_NAME,),
+                )
+                # Until the backend is gone: its goodbye is on our socket, unread.
+                while admin.execute(
+                    "SELECT count(*) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND application_name = %s",
+                    (APPLICATION_NAME,),
+                ).fetchone() != (0,):
+                    pass
+        tx = connection.transaction()
+        group(tx, 60)
+        await connection.commit(tx)
+        assert connection.connects == 6
+        assert await count(database, orders) == 12
 
     async def test_a_failed_commit_leaves_nothing_and_the_next_one_reconnects(
         self, database: Database
@@ -267,53 +275,43 @@ class TestGuards:
 
 class TestPipeline:
     async def test_groups_sent_behind_each_other_all_commit_on_one_connection(
-        self, pg_url: str
+        self, pg_journal: tuple[Database, JournalConnection]
     ) -> None:
-        database = Database.create(pg_url)
-        await migrate(database)
-        connection = JournalConnection(database)
-        try:
-            sent = []
-            for first in (10, 20, 30):
-                tx = connection.transaction()
-                group(tx, first)
-                sent.append(await connection.send(tx))
-            assert connection.in_flight == 3  # all on the wire before the first answer
-            await asyncio.gather(*sent)
-            assert connection.in_flight == 0
-            assert connection.connects == 1
-            assert await count(database, orders) == 6
-            assert await count(database, webhook_batches) == 3
-        finally:
-            await connection.close()
-            await database.dispose()
-
-    async def test_a_group_sent_behind_a_failed_one_fails_with_it(self, pg_url: str) -> None:
-        database = Database.create(pg_url)
-        await migrate(database)
-        connection = JournalConnection(database)
-        try:
-            first = connection.transaction()
-            group(first, 10)
-            failing = connection.transaction()
-            group(failing, 20)
-            queue_rows(failing, order_rows=[], trade_rows=[], batch_rows=[batch_row("b10")])
-            behind = connection.transaction()
-            group(behind, 30)
-            sent = [await connection.send(tx) for tx in (first, failing, behind)]
-            results = await asyncio.gather(*sent, return_exceptions=True)
-            assert results[0] is None
-            assert isinstance(results[1], psycopg.errors.UniqueViolation)
-            assert isinstance(results[2], Exception)
-            assert await count(database, orders) == 2  # the first group's only
+        database, connection = pg_journal
+        sent = []
+        for first in (10, 20, 30):
             tx = connection.transaction()
-            group(tx, 40)
-            await connection.commit(tx)  # on a new connection
-            assert connection.connects == 2
-            assert await count(database, orders) == 4
-        finally:
-            await connection.close()
-            await database.dispose()
+            group(tx, first)
+            sent.append(await connection.send(tx))
+        assert connection.in_flight == 3  # all on the wire before the first answer
+        await asyncio.gather(*sent)
+        assert connection.in_flight == 0
+        assert connection.connects == 1
+        assert await count(database, orders) == 6
+        assert await count(database, webhook_batches) == 3
+
+    async def test_a_group_sent_behind_a_failed_one_fails_with_it(
+        self, pg_journal: tuple[Database, JournalConnection]
+    ) -> None:
+        database, connection = pg_journal
+        first = connection.transaction()
+        group(first, 10)
+        failing = connection.transaction()
+        group(failing, 20)
+        queue_rows(failing, order_rows=[], trade_rows=[], batch_rows=[batch_row("b10")])
+        behind = connection.transaction()
+        group(behind, 30)
+        sent = [await connection.send(tx) for tx in (first, failing, behind)]
+        results = await asyncio.gather(*sent, return_exceptions=True)
+        assert results[0] is None
+        assert isinstance(results[1], psycopg.errors.UniqueViolation)
+        assert isinstance(results[2], Exception)
+        assert await count(database, orders) == 2  # the first group's only
+        tx = connection.transaction()
+        group(tx, 40)
+        await connection.commit(tx)  # on a new connection
+        assert connection.connects == 2
+        assert await count(database, orders) == 4
 
     async def test_the_chain_refuses_a_group_whose_predecessor_did_not_commit(
         self, pg_url: str
@@ -340,21 +338,15 @@ class TestPipeline:
             assert conn.execute("SELECT count(*) FROM orders").fetchone() == (4,)
 
     async def test_a_group_larger_than_the_socket_takes_at_once_is_sent_whole(
-        self, pg_url: str
+        self, pg_journal: tuple[Database, JournalConnection]
     ) -> None:
-        database = Database.create(pg_url)
-        await migrate(database)
-        connection = JournalConnection(database)
-        try:
-            tx = connection.transaction()
-            group(tx, 10)
-            big = batch_row("big")._replace(response="x" * 48_000_000)
-            queue_rows(tx, order_rows=[], trade_rows=[], batch_rows=[big])
-            await connection.commit(tx)
-            assert await count(database, batches) == 2
-        finally:
-            await connection.close()
-            await database.dispose()
+        database, connection = pg_journal
+        tx = connection.transaction()
+        group(tx, 10)
+        big = batch_row("big")._replace(response="x" * 48_000_000)
+        queue_rows(tx, order_rows=[], trade_rows=[], batch_rows=[big])
+        await connection.commit(tx)
+        assert await count(database, batches) == 2
 
 
 class TestStatement:
