@@ -23,6 +23,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -149,24 +150,22 @@ def measure(
         spy = None
         if profile and c == max(args.connections):
             spy = record_profile(pid, args.profile, args.seconds)
-        cpu, before = cpu_seconds(pid), journal_figures(port)
-        closed[str(c)] = result = load(port, spec_file, args.seconds, connections=c)
+        cpu = cpu_seconds(pid)
+        closed[str(c)] = result = with_server_figures(
+            port, lambda c=c: load(port, spec_file, args.seconds, connections=c)
+        )
         result["server_cpu_us_per_order"] = round(
             1e6 * (cpu_seconds(pid) - cpu) / max(result["responses"], 1)
         )
-        after = journal_figures(port)
-        if before is not None and after is not None:
-            result |= server_figures(before, after)
         if spy is not None:
             spy.wait(timeout=args.seconds + 60)
             closed[str(c)]["profile"] = str(args.profile)
-    opened = {}
-    for r in args.rates:
-        before = journal_figures(port)
-        opened[str(r)] = result = load(port, spec_file, args.seconds, connections=256, rate=r)
-        after = journal_figures(port)
-        if before is not None and after is not None:
-            result |= server_figures(before, after)
+    opened = {
+        str(r): with_server_figures(
+            port, lambda r=r: load(port, spec_file, args.seconds, connections=256, rate=r)
+        )
+        for r in args.rates
+    }
     figures: dict[str, Any] = {"closed": closed, "open": opened}
     fit = per_group_fit(closed)
     if fit is not None:
@@ -203,6 +202,17 @@ def journal_figures(port: int) -> dict[str, Any] | None:
         if found is not None:
             sums[found[0]][found[1]] += float(line.rsplit(" ", 1)[1])
     return {"groups": buckets, "timings": sums} if buckets else None
+
+
+def with_server_figures(port: int, run: Callable[[], dict]) -> dict:
+    """``run``'s result, with what it added to our server's figures (``server_figures``)
+    where the server has them."""
+    before = journal_figures(port)
+    result = run()
+    after = journal_figures(port)
+    if before is not None and after is not None:
+        result |= server_figures(before, after)
+    return result
 
 
 def server_figures(before: dict[str, Any], after: dict[str, Any]) -> dict:

@@ -157,8 +157,7 @@ class JournalConnection:
         self._piped = False  # in pipeline mode, with our reader on the socket
         self._fd = -1  # the socket our reader (and writer, when one is needed) watch
         self._prepared: dict[str, bytes] = {}
-        self._chain: str | None = None  # the last group sent on this connection
-        self._sent = 0
+        self._sent = 0  # groups sent on this connection: the chain's last link
 
     @property
     def backend_pid(self) -> int | None:
@@ -213,9 +212,9 @@ class JournalConnection:
             if not self._piped:
                 self._enter_pipeline(conn)
             pg = conn.pgconn
+            previous = str(self._sent) if self._sent else None
             self._sent += 1
-            this = str(self._sent)
-            sql, params = tx.statement((self._chain, this))
+            sql, params = tx.statement((previous, str(self._sent)))
             values = [_text(value) for value in params]
             name = self._prepared.get(sql)
             if name is None and len(self._prepared) < PREPARED_MAX:
@@ -226,7 +225,6 @@ class JournalConnection:
             else:
                 pg.send_query_prepared(name, values)
             pg.pipeline_sync()
-            self._chain = this
             self._in_flight.append(_Sent(future, tx))
             if pg.flush():  # more to send than the socket took: the rest when writable
                 loop.add_writer(self._fd, self._writable)
@@ -264,7 +262,7 @@ class JournalConnection:
         self.connects += 1
         self._pg = conn
         self._prepared.clear()
-        self._chain = None
+        self._sent = 0
         return conn
 
     def _enter_pipeline(self, conn: psycopg.AsyncConnection[Any]) -> None:
@@ -316,7 +314,7 @@ class JournalConnection:
                 if status == _PIPELINE_SYNC:
                     self._in_flight.popleft()
                     if sent.error is not None:
-                        self._failed(sent)
+                        self._failed(sent, sent.error)
                         return
                     if not sent.future.done():
                         sent.future.set_result(None)
@@ -335,10 +333,9 @@ class JournalConnection:
         except Exception as exc:
             self._drop(exc)
 
-    def _failed(self, sent: _Sent) -> None:
+    def _failed(self, sent: _Sent, error: Exception) -> None:
         """A group failed: it raises its error (a failed guard's own), the groups behind it
         fail with it (their chain check would fail them anyway), the connection is dropped."""
-        error = sent.error or ConnectionError("journal commit failed")
         guard = sent.tx.guard_error(error)
         if guard is not None:
             guard.__cause__ = error
