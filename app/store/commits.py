@@ -99,37 +99,16 @@ class JournalTransaction:
         is ``previous`` (None: never set on this connection), and sets it to ``this``. A
         setting made by a transaction that failed is undone with it, so a group sent behind
         one that failed fails too: it can never commit without the groups before it."""
-        parts: list[str] = []
-        params: list[Any] = []
-        guarded: list[int] = []  # the CTEs that are guards
-        markers: list[str] = []
-        for n, (sql, values, kind) in enumerate(self.statements):
-            if kind == MANY:
-                raise ValueError("executemany is for SQLite; on PostgreSQL send arrays")
-            numbered = _numbered(sql, len(params))
-            if kind >= 0:
-                parts.append(f"s{n} AS ({numbered} RETURNING 1)")
-                guarded.append(n)
-                markers.append(self.guards[kind][0])
-            else:
-                parts.append(f"s{n} AS ({numbered})")
-            params.extend(values)
-        checks = [
-            f"(CASE WHEN (SELECT count(*) FROM s{n}) = 1 THEN '1' ELSE ${len(params) + i} END)::int"
-            for i, n in enumerate(guarded, 1)
-        ]
+        statements = self.statements
+        sql = _statement_text(
+            tuple((text, kind, len(values)) for text, values, kind in statements),
+            chain is not None,
+        )
+        params = [value for _, values, _ in statements for value in values]
+        params += [self.guards[kind][0] for _, _, kind in statements if kind >= 0]
         if chain is not None:
-            n = len(params) + len(markers)
-            checks.append(
-                f"(CASE WHEN current_setting('{CHAIN_SETTING}', true) IS NOT DISTINCT FROM"
-                f" ${n + 1}::text THEN '1' ELSE ${n + 2} END)::int"
-            )
-            checks.append(f"set_config('{CHAIN_SETTING}', ${n + 3}, false)")
-            params += [*markers, chain[0], CHAIN_BROKEN, chain[1]]
-        else:
-            params += markers
-        select = "SELECT " + (", ".join(checks) if checks else "1")
-        return ("WITH " + ", ".join(parts) + " " + select if parts else select), params
+            params += [chain[0], CHAIN_BROKEN, chain[1]]
+        return sql, params
 
     def guard_error(self, exc: BaseException) -> Exception | None:
         text = str(exc)
@@ -205,9 +184,9 @@ class JournalConnection:
             future.set_result(None)
             return future
         try:
-            if not self._in_flight:
-                await self._pg_connection()
             conn = self._pg
+            if not self._in_flight and (conn is None or not _pg_alive(conn)):
+                conn = await self._pg_connection()
             assert conn is not None
             if not self._piped:
                 self._enter_pipeline(conn)
@@ -427,6 +406,40 @@ class JournalConnection:
 # test, each restart of the writer) churns thread states, and under coverage's greenlet tracing
 # that churn once left the test process's main thread spinning in greenlet's thread clean-up.
 _SQLITE_THREAD = ThreadPoolExecutor(1, thread_name_prefix="journal-sqlite")
+
+
+@lru_cache(maxsize=PREPARED_MAX)
+def _statement_text(shape: tuple[tuple[str, int, int], ...], chained: bool) -> str:
+    """``JournalTransaction.statement``'s text for its statements' shape (each one's SQL,
+    kind and number of parameters), built once per shape: a group's statement is the same
+    text for every group of the same tables, and the connection finds its prepared name by it
+    (the same string object, whose hash Python keeps)."""
+    parts: list[str] = []
+    guarded: list[int] = []  # the CTEs that are guards
+    count = 0
+    for n, (sql, kind, size) in enumerate(shape):
+        if kind == MANY:
+            raise ValueError("executemany is for SQLite; on PostgreSQL send arrays")
+        numbered = _numbered(sql, count)
+        if kind >= 0:
+            parts.append(f"s{n} AS ({numbered} RETURNING 1)")
+            guarded.append(n)
+        else:
+            parts.append(f"s{n} AS ({numbered})")
+        count += size
+    checks = [
+        f"(CASE WHEN (SELECT count(*) FROM s{n}) = 1 THEN '1' ELSE ${count + i} END)::int"
+        for i, n in enumerate(guarded, 1)
+    ]
+    if chained:
+        n = count + len(guarded)
+        checks.append(
+            f"(CASE WHEN current_setting('{CHAIN_SETTING}', true) IS NOT DISTINCT FROM"
+            f" ${n + 1}::text THEN '1' ELSE ${n + 2} END)::int"
+        )
+        checks.append(f"set_config('{CHAIN_SETTING}', ${n + 3}, false)")
+    select = "SELECT " + (", ".join(checks) if checks else "1")
+    return "WITH " + ", ".join(parts) + " " + select if parts else select
 
 
 @lru_cache(maxsize=256)

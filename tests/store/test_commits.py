@@ -364,6 +364,23 @@ class TestStatement:
         )
         assert params == [1, 2, 3, "journal guard 0: stale"]
 
+    def test_the_text_is_built_once_per_shape_and_numbered_by_each_groups_parameters(
+        self,
+    ) -> None:
+        def statement(first: tuple[int, ...]) -> tuple[str, list[Any]]:
+            tx = JournalTransaction(postgres=True)
+            tx.execute("INSERT INTO a VALUES (" + ", ".join("%s" for _ in first) + ")", first)
+            tx.execute("INSERT INTO b VALUES (%s)", ("b",))
+            return tx.statement(("1", "2"))
+
+        one, again, wider = statement((1,)), statement((7,)), statement((1, 2))
+        assert one[0] is again[0]  # the same text object: its prepared name is found by it
+        assert one[1] == [1, "b", "1", CHAIN_BROKEN, "2"]
+        assert again[1] == [7, "b", "1", CHAIN_BROKEN, "2"]
+        assert "INSERT INTO b VALUES ($3)" in wider[0]
+        assert "IS NOT DISTINCT FROM $4::text THEN '1' ELSE $5 END" in wider[0]
+        assert wider[1] == [1, 2, "b", "1", CHAIN_BROKEN, "2"]
+
     def test_a_placeholder_psycopg_would_read_differently_is_refused(self) -> None:
         tx = JournalTransaction(postgres=True)
         tx.execute("INSERT INTO a VALUES (%(name)s)", ())

@@ -108,6 +108,8 @@ class JournalWriter:
         self._last_end = 0.0  # when the last group's commit ended (perf_counter)
         self._queue: list[JournalUnit] = []
         self._wakeup = asyncio.Event()
+        self._filling: asyncio.Future[None] | None = None  # ``_fill`` waiting for units
+        self._fill_target = 0
         self._hooks: list[TransactionHook] = []
         self._listeners: list[Listener] = []
         self._on_failure: Callable[[], None] | None = None
@@ -167,6 +169,8 @@ class JournalWriter:
         if not self._queue:  # the first unit of a group: the loop's CPU time from here
             self._first_cpu = time.thread_time()
         self._queue.append(unit)
+        if self._filling is not None:
+            self._poke()
         self._wakeup.set()
         return unit.future
 
@@ -221,33 +225,44 @@ class JournalWriter:
         and a group of one between two full ones (what closing on the first unit did,
         alternating 15 and 1) pays a whole commit for one order. Never longer than
         ``fill_seconds``, never more than half the last group after ``_should_split``."""
-        queue, wakeup = self._queue, self._wakeup
+        queue = self._queue
         now = time.perf_counter()
         # Clients answered longer than fill_seconds ago are not on their way any more.
         recent = now - self._last_end < self._fill_seconds
         limit = max(1, self._last_group // 2) if self._split else self._max_group
         target = min(self._last_group * 3 // 4, limit) if recent else 0
         deadline = now + self._fill_seconds
+        if len(queue) < limit and (len(queue) < target or self.in_flight > 0):
+            # One wait until enough units are queued (``_poke``, from ``enqueue``) or the
+            # deadline: not a wake-up per unit, each with its own timeout.
+            loop = asyncio.get_running_loop()
+            waiter = self._filling = loop.create_future()
+            self._fill_target = target
+            timer = loop.call_later(self._fill_seconds, _settle, waiter)
+            try:
+                await waiter
+            finally:
+                timer.cancel()
+                self._filling = None
         seen = len(queue)
-        while seen < limit:
-            if seen < target or self.in_flight > 0:
-                remaining = deadline - time.perf_counter()
-                if remaining <= 0:
-                    break
-                wakeup.clear()  # set by the next ``enqueue``
-                try:
-                    async with asyncio.timeout(remaining):
-                        await wakeup.wait()
-                except TimeoutError:
-                    break
-            else:
-                await asyncio.sleep(0)
-                if len(queue) == seen and self.in_flight <= 0:
-                    break
-                if time.perf_counter() >= deadline:
-                    break
+        while seen < limit and time.perf_counter() < deadline:
+            await asyncio.sleep(0)  # the requests that are ready join
+            if len(queue) == seen and self.in_flight <= 0:
+                break
             seen = len(queue)
         return limit
+
+    def _poke(self) -> None:
+        """Wake ``_fill``'s wait once the group holds its target and no request is in
+        flight."""
+        waiter = self._filling
+        if (
+            waiter is not None
+            and len(self._queue) >= self._fill_target
+            and self.in_flight <= 0
+            and not waiter.done()
+        ):
+            waiter.set_result(None)
 
     async def flush(self) -> None:
         """Wait until everything queued so far is committed (or failed)."""
@@ -323,7 +338,15 @@ class Arrival:
         self._writer.in_flight += 1
 
     def __exit__(self, *_exc: object) -> None:
-        self._writer.in_flight -= 1
+        writer = self._writer
+        writer.in_flight -= 1
+        if writer._filling is not None:
+            writer._poke()
+
+
+def _settle(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
 
 
 def _resolve(unit: JournalUnit, error: Exception | None) -> None:

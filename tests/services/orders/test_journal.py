@@ -179,11 +179,16 @@ class TestSuspension:
 
 
 @pytest.fixture
-async def writer(backend_settings: Settings) -> AsyncIterator[tuple[JournalWriter, list[int]]]:
-    """A running journal writer on either backend, and the size of each group it committed."""
+async def writer(
+    backend_settings: Settings, request: pytest.FixtureRequest
+) -> AsyncIterator[tuple[JournalWriter, list[int]]]:
+    """A running journal writer on either backend, and the size of each group it committed
+    (``fill_seconds`` from an indirect parameter, else the default)."""
     database = Database.create(backend_settings.db.url, data_dir=backend_settings.db.data_dir)
     await migrate(database)
-    journal = JournalWriter(database=database, metrics=Metrics())
+    fill = getattr(request, "param", None)
+    options = {} if fill is None else {"fill_seconds": fill}
+    journal = JournalWriter(database=database, metrics=Metrics(), **options)
     sizes: list[int] = []
     journal.add_listener(lambda units: sizes.append(len(units)))
     task = asyncio.create_task(journal.run())
@@ -241,6 +246,26 @@ class TestGroupCommit:
         assert sum(sizes) == 16 * rounds
         assert len(sizes) <= rounds * 1.25, sizes
         assert sizes.count(1) <= 2, sizes
+
+    @pytest.mark.parametrize("writer", [0.5], indirect=True)
+    async def test_a_group_closes_once_its_clients_are_back_not_at_the_fill_deadline(
+        self, writer: tuple[JournalWriter, list[int]]
+    ) -> None:
+        """With half a second to fill, 4 closed-loop clients coming back one after the other
+        still commit round after round at the database's pace: each group waits for the
+        clients the last one answered (3/4 of it), and closes as soon as they are queued."""
+        journal, sizes = writer
+        rounds = 10
+
+        async def client(n: int) -> None:
+            for _ in range(rounds):
+                await journal.enqueue(JournalUnit())
+                await loop_turns(2 + 5 * n)  # back one after the other: the group waits
+
+        started = time.perf_counter()
+        await asyncio.gather(*(client(n) for n in range(4)))
+        assert time.perf_counter() - started < 0.5 * rounds / 4, sizes
+        assert sum(sizes) == 4 * rounds
 
     async def test_a_burst_placed_slower_than_its_commit_is_split_in_two_halves(
         self, writer: tuple[JournalWriter, list[int]]
