@@ -19,6 +19,7 @@ import argparse
 import json
 import os
 import random
+import resource
 import shutil
 import subprocess
 import sys
@@ -28,11 +29,14 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from app.store.commits import APPLICATION_NAME
 from bench.support import (
     KEYS,
+    PG_ADMIN,
     ROOT,
     cpu_seconds,
     drop_databases,
@@ -132,31 +136,65 @@ def load(port: int, spec_file: Path, seconds: float, *, connections: int, rate: 
     ]  # fmt: skip
     if rate:
         command += ["--rate", str(rate)]
+    before = children_cpu()
     out = subprocess.run(
         command, capture_output=True, text=True, check=True, timeout=seconds + 120
     ).stdout
-    return json.loads(out.strip().splitlines()[-1])
+    result: dict = json.loads(out.strip().splitlines()[-1])
+    result["loadgen_cpu_us_per_order"] = round(
+        1e6 * (children_cpu() - before) / max(result.get("responses", result["requests"]), 1)
+    )
+    return result
+
+
+def children_cpu() -> float:
+    """User + system CPU seconds of this process's finished children (the load generator)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def journal_backend(database: str) -> int | None:
+    """The pid of the PostgreSQL session our journal writes through (``ticker-journal``)."""
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = %s AND application_name = %s",
+            (database, APPLICATION_NAME),
+        ).fetchone()
+    return None if row is None else int(row[0])
 
 
 def measure(
-    port: int, spec_file: Path, args: argparse.Namespace, pid: int, *, profile: bool = False
+    port: int,
+    spec_file: Path,
+    args: argparse.Namespace,
+    pid: int,
+    *,
+    profile: bool = False,
+    database: str | None = None,
 ) -> dict:
     """Closed loop at each connection count, then open loop at each rate. ``pid``: the
     server's process, whose CPU time (all threads, from /proc) each closed loop divides by
     the responses it got, warm-up included; ``profile``: py-spy records it during the closed
-    loop with the most connections."""
+    loop with the most connections; ``database``: ours, whose journal session's CPU time is
+    divided the same way (the other two users of the machine's cores: the database and the
+    load generator)."""
     closed = {}
     for c in args.connections:
         spy = None
         if profile and c == max(args.connections):
             spy = record_profile(pid, args.profile, args.seconds)
-        cpu = cpu_seconds(pid)
+        backend = None if database is None else journal_backend(database)
+        cpu, db_cpu = cpu_seconds(pid), 0.0 if backend is None else cpu_seconds(backend)
         closed[str(c)] = result = with_server_figures(
             port, lambda c=c: load(port, spec_file, args.seconds, connections=c)
         )
         result["server_cpu_us_per_order"] = round(
             1e6 * (cpu_seconds(pid) - cpu) / max(result["responses"], 1)
         )
+        if backend is not None and backend == journal_backend(database or ""):
+            result["journal_session_cpu_us_per_order"] = round(
+                1e6 * (cpu_seconds(backend) - db_cpu) / max(result["responses"], 1)
+            )
         if spy is not None:
             spy.wait(timeout=args.seconds + 60)
             closed[str(c)]["profile"] = str(args.profile)
@@ -276,6 +314,11 @@ def summary(name: str, figures: dict) -> None:
             f"  p99 {r['p99_ms']:.2f} ms  server CPU {r['server_cpu_us_per_order']} µs/order"
             f"  errors {r['errors']}"
         )
+        session = r.get("journal_session_cpu_us_per_order")
+        print(
+            f"{'':15}CPU per order elsewhere: load generator {r['loadgen_cpu_us_per_order']} µs"
+            + ("" if session is None else f", the journal's PostgreSQL session {session} µs")
+        )
         server_lines(r)
     for rate, r in figures["open"].items():
         print(
@@ -350,7 +393,12 @@ def main() -> None:
         try:
             wait_ready(f"http://127.0.0.1:{port}/health/ready", service)
             result["ours"] = measure(
-                port, ours_file, args, service.pid, profile=args.profile is not None
+                port,
+                ours_file,
+                args,
+                service.pid,
+                profile=args.profile is not None,
+                database=database,
             )
         finally:
             stop(service)
