@@ -1,6 +1,8 @@
 """``app.httpprotocol``: under a real uvicorn server and raw sockets, a response's head and
 body arrive together, and a head that no body follows in the same step still goes out (HEAD,
-a streamed body, ``100 Continue``, a WebSocket handshake, a closed connection)."""
+a streamed body, ``100 Continue``, a WebSocket handshake, a closed connection); a request the
+app takes whole gets its body at once and its answer in one write, in order with the
+requests pipelined around it."""
 
 from __future__ import annotations
 
@@ -140,3 +142,150 @@ async def test_websockets_are_served_through_it() -> None:
     async with serve(app) as port, websockets.connect(f"ws://127.0.0.1:{port}/") as ws:
         assert await asyncio.wait_for(ws.recv(), 5) == "hello"
         await ws.send("bye")
+
+
+class WholeApp:
+    """An app that takes ``POST /whole`` requests whole (bodies up to 64 bytes), as the
+    order routes' lean path does, and answers every request with what it received: the
+    number of ``receive`` calls it took to get the body, and the body. ``/leave`` waits for
+    the client to go, ``/fail`` raises, ``/no-length`` answers without a Content-Length."""
+
+    buffered_body_limit = 64
+
+    def __init__(self) -> None:
+        self.hold: asyncio.Event | None = None  # set: the next whole request waits on it
+        self.disconnects = 0
+        self.seen: list[bytes] = []
+
+    def buffered_route(self, method: str, path: str) -> bool:
+        return method == "POST" and path == "/whole"
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        body, calls = b"", 0
+        while True:
+            message = await receive()
+            calls += 1
+            body += message.get("body", b"")
+            if not message.get("more_body", False):
+                break
+        self.seen.append(body)
+        if scope["path"] == "/whole" and self.hold is not None:
+            hold, self.hold = self.hold, None
+            await hold.wait()
+        if scope["path"] == "/leave":
+            if (await receive())["type"] == "http.disconnect":  # waits until the client left
+                self.disconnects += 1
+            return
+        if scope["path"] == "/fail":
+            raise RuntimeError("the app failed")
+        answer = b"%d:%s" % (calls, body)
+        headers = [(b"content-type", b"text/plain")]
+        if scope["path"] != "/no-length":
+            headers.append((b"content-length", b"%d" % len(answer)))
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": answer})
+
+
+def post(path: str, body: bytes, *extra: bytes) -> bytes:
+    head = b"POST %s HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n" % (path.encode(), len(body))
+    return head + b"".join(line + b"\r\n" for line in extra) + b"\r\n" + body
+
+
+class TestWholeRequests:
+    async def test_a_whole_request_gets_its_body_at_once_and_its_answer_in_one_segment(
+        self,
+    ) -> None:
+        async with serve(WholeApp()) as port, connection(port) as (reader, writer):
+            before = data_segments_in(writer)
+            for n in range(20):
+                body = b'{"n":%d}' % n
+                # The body comes in two pieces: the app still gets it in one receive.
+                writer.write(post("/whole", body)[:-3])
+                await writer.drain()
+                await asyncio.sleep(0.001)
+                writer.write(body[-3:])
+                head, answer = await asyncio.wait_for(read_response(reader), 5)
+                assert head.startswith(b"HTTP/1.1 200 OK")
+                assert b"date: " in head
+                assert b"server: uvicorn" in head
+                assert answer == b"1:" + body
+            assert data_segments_in(writer) - before == 20
+
+    async def test_pipelined_requests_are_answered_in_order(self) -> None:
+        app = WholeApp()
+        hold = app.hold = asyncio.Event()
+        async with serve(app) as port, connection(port) as (reader, writer):
+            # The first (whole) waits; one plain and two whole requests queue behind it.
+            writer.write(
+                post("/whole", b"a") + post("/plain", b"b") + post("/whole", b"c")
+                + post("/whole", b"d")
+            )  # fmt: skip
+            await asyncio.sleep(0.05)
+            assert app.seen == [b"a"]  # nothing behind it ran
+            hold.set()
+            answers = [(await asyncio.wait_for(read_response(reader), 5))[1] for _ in "abcd"]
+            assert answers == [b"1:a", b"1:b", b"1:c", b"1:d"]
+
+    async def test_what_is_not_plain_goes_through_uvicorns_cycle(self) -> None:
+        app = WholeApp()
+        async with serve(app) as port, connection(port) as (reader, writer):
+            big = b"x" * 100  # over the app's limit for whole requests
+            writer.write(post("/whole", big))
+            assert (await asyncio.wait_for(read_response(reader), 5))[1] == b"1:" + big
+            writer.write(
+                b"POST /whole HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+                b"2\r\nab\r\n0\r\n\r\n"
+            )
+            assert (await asyncio.wait_for(read_response(reader), 5))[1].endswith(b"ab")
+            writer.write(post("/whole", b"e", b"Expect: 100-continue"))
+            interim = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+            assert interim == b"HTTP/1.1 100 Continue\r\n\r\n"
+            assert (await asyncio.wait_for(read_response(reader), 5))[1] == b"1:e"
+
+    async def test_an_answer_without_content_length_gets_one(self) -> None:
+        app = WholeApp()
+        app.buffered_route = lambda method, path: True  # type: ignore[method-assign]
+        async with serve(app) as port, connection(port) as (reader, writer):
+            writer.write(post("/no-length", b"abc"))
+            head, answer = await asyncio.wait_for(read_response(reader), 5)
+            assert b"content-length: 5\r\n" in head
+            assert b"transfer-encoding" not in head
+            assert answer == b"1:abc"
+
+    async def test_a_failing_app_answers_500_and_closes(self) -> None:
+        app = WholeApp()
+        app.buffered_route = lambda method, path: True  # type: ignore[method-assign]
+        async with serve(app) as port, connection(port) as (reader, writer):
+            writer.write(post("/fail", b"x"))
+            everything = await asyncio.wait_for(reader.read(), 5)
+            assert everything.startswith(b"HTTP/1.1 500 Internal Server Error")
+            assert b"connection: close" in everything
+            assert everything.endswith(b"\r\n\r\nInternal Server Error")
+
+    async def test_connection_close_is_answered_then_closed(self) -> None:
+        async with serve(WholeApp()) as port, connection(port) as (reader, writer):
+            writer.write(post("/whole", b"x", b"Connection: close"))
+            everything = await asyncio.wait_for(reader.read(), 5)
+            assert everything.startswith(b"HTTP/1.1 200 OK")
+            assert b"connection: close" in everything
+            assert everything.endswith(b"\r\n\r\n1:x")
+
+    async def test_a_client_that_leaves_is_told(self) -> None:
+        app = WholeApp()
+        app.buffered_route = lambda method, path: True  # type: ignore[method-assign]
+        async with serve(app) as port:
+            async with connection(port) as (_reader, writer):
+                writer.write(post("/leave", b"x"))
+                await writer.drain()
+                await asyncio.sleep(0.05)
+            for _ in range(100):  # the server notices the connection closed
+                if app.disconnects:
+                    break
+                await asyncio.sleep(0.01)
+            assert app.disconnects == 1
+            # The server goes on serving.
+            async with connection(port) as (reader, writer):
+                writer.write(post("/whole", b"y"))
+                assert (await asyncio.wait_for(read_response(reader), 5))[1] == b"1:y"

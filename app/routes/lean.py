@@ -105,6 +105,10 @@ class LeanOrderPath:
         self._max_body = max_body_bytes
         self._access_log = access_log
 
+    @property
+    def max_body_bytes(self) -> int:
+        return self._max_body
+
     @staticmethod
     def template(method: str, path: str) -> str | None:
         """The route template this path serves for ``method`` and ``path``, or None."""
@@ -301,6 +305,17 @@ class LeanApp(FastAPI):
                 await lean(template, scope, receive, send)
                 return
         await super().__call__(scope, receive, send)
+
+    def buffered_route(self, method: str, path: str) -> bool:
+        """For the server (``app.httpprotocol``): whether this app takes a request whole,
+        its body read before it runs (a ``Content-Length`` within ``buffered_body_limit``):
+        the lean path's routes, which read the whole body before anything else anyway."""
+        lean = self.lean_path
+        return lean is not None and lean.template(method, path) is not None
+
+    @property
+    def buffered_body_limit(self) -> int:
+        return 0 if self.lean_path is None else self.lean_path.max_body_bytes
 
     def enable_lean_path(self, **options: Any) -> None:
         async def fastapi_app(scope: Scope, receive: Receive, send: Send) -> None:
