@@ -7,6 +7,7 @@ requests pipelined around it."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import struct
 from collections.abc import AsyncIterator
@@ -148,7 +149,9 @@ class WholeApp:
     """An app that takes ``POST /whole`` requests whole (bodies up to 64 bytes), as the
     order routes' lean path does, and answers every request with what it received: the
     number of ``receive`` calls it took to get the body, and the body. ``/leave`` waits for
-    the client to go, ``/fail`` raises, ``/no-length`` answers without a Content-Length."""
+    the client to go, ``/fail`` raises, ``/fail-after`` raises once it answered, ``/silent``
+    answers nothing, ``/poll`` looks for a disconnect twice before answering, ``/no-length``
+    answers without a Content-Length."""
 
     buffered_body_limit = 64
 
@@ -180,12 +183,20 @@ class WholeApp:
             return
         if scope["path"] == "/fail":
             raise RuntimeError("the app failed")
+        if scope["path"] == "/silent":
+            return
+        if scope["path"] == "/poll":  # looks for a disconnect twice, giving up each time
+            for _ in range(2):
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(receive(), 0.01)
         answer = b"%d:%s" % (calls, body)
         headers = [(b"content-type", b"text/plain")]
         if scope["path"] != "/no-length":
             headers.append((b"content-length", b"%d" % len(answer)))
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": answer})
+        if scope["path"] == "/fail-after":
+            raise RuntimeError("the app failed after answering")
 
 
 def post(path: str, body: bytes, *extra: bytes) -> bytes:
@@ -263,6 +274,33 @@ class TestWholeRequests:
             assert everything.startswith(b"HTTP/1.1 500 Internal Server Error")
             assert b"connection: close" in everything
             assert everything.endswith(b"\r\n\r\nInternal Server Error")
+
+    async def test_an_app_may_give_up_waiting_for_a_disconnect_and_wait_again(self) -> None:
+        app = WholeApp()
+        app.buffered_route = lambda method, path: True  # type: ignore[method-assign]
+        async with serve(app) as port, connection(port) as (reader, writer):
+            writer.write(post("/poll", b"x"))
+            head, answer = await asyncio.wait_for(read_response(reader), 5)
+            assert head.startswith(b"HTTP/1.1 200 OK")
+            assert answer == b"1:x"
+
+    async def test_an_app_that_answers_nothing_gets_a_500(self) -> None:
+        app = WholeApp()
+        app.buffered_route = lambda method, path: True  # type: ignore[method-assign]
+        async with serve(app) as port, connection(port) as (reader, writer):
+            writer.write(post("/silent", b"x"))
+            everything = await asyncio.wait_for(reader.read(), 5)
+            assert everything.startswith(b"HTTP/1.1 500 Internal Server Error")
+
+    async def test_an_app_failing_after_its_answer_closes_the_connection(self) -> None:
+        """As uvicorn: what was pipelined behind it is not answered."""
+        app = WholeApp()
+        app.buffered_route = lambda method, path: True  # type: ignore[method-assign]
+        async with serve(app) as port, connection(port) as (reader, writer):
+            writer.write(post("/fail-after", b"x") + post("/whole", b"y"))
+            everything = await asyncio.wait_for(reader.read(), 5)
+            assert everything.startswith(b"HTTP/1.1 200 OK")
+            assert everything.endswith(b"\r\n\r\n1:x")
 
     async def test_connection_close_is_answered_then_closed(self) -> None:
         async with serve(WholeApp()) as port, connection(port) as (reader, writer):
