@@ -299,6 +299,11 @@ class JournalConnection:
                         sent.future.set_result(None)
                 elif status == _FATAL_ERROR and sent.error is None:
                     sent.error = _error(result)
+            if self._in_flight and pg.status == _BAD:
+                # The session ended (libpq read its last words and let the socket go): no
+                # sync point will come, and no readable socket will call this again.
+                error = self._in_flight[0].error
+                raise error if error is not None else ConnectionError("the session ended")
         except Exception as exc:
             self._drop(exc)
 
@@ -473,6 +478,7 @@ class _Sent:
 
 
 _PIPELINE_SYNC = pq.ExecStatus.PIPELINE_SYNC
+_BAD = pq.ConnStatus.BAD
 _FATAL_ERROR = pq.ExecStatus.FATAL_ERROR
 
 
