@@ -155,13 +155,14 @@ class WholeApp:
 
     buffered_body_limit = 64
 
-    def __init__(self) -> None:
+    def __init__(self, *, every_route: bool = False) -> None:
+        self.every_route = every_route  # takes every request whole, not only POST /whole
         self.hold: asyncio.Event | None = None  # set: the next whole request waits on it
         self.disconnects = 0
         self.seen: list[bytes] = []
 
     def buffered_route(self, method: str, path: str) -> bool:
-        return method == "POST" and path == "/whole"
+        return self.every_route or (method == "POST" and path == "/whole")
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -256,8 +257,7 @@ class TestWholeRequests:
             assert (await asyncio.wait_for(read_response(reader), 5))[1] == b"1:e"
 
     async def test_an_answer_without_content_length_gets_one(self) -> None:
-        app = WholeApp()
-        app.buffered_route = lambda method, path: True  # type: ignore[method-assign]
+        app = WholeApp(every_route=True)
         async with serve(app) as port, connection(port) as (reader, writer):
             writer.write(post("/no-length", b"abc"))
             head, answer = await asyncio.wait_for(read_response(reader), 5)
@@ -266,8 +266,7 @@ class TestWholeRequests:
             assert answer == b"1:abc"
 
     async def test_a_failing_app_answers_500_and_closes(self) -> None:
-        app = WholeApp()
-        app.buffered_route = lambda method, path: True  # type: ignore[method-assign]
+        app = WholeApp(every_route=True)
         async with serve(app) as port, connection(port) as (reader, writer):
             writer.write(post("/fail", b"x"))
             everything = await asyncio.wait_for(reader.read(), 5)
@@ -276,8 +275,7 @@ class TestWholeRequests:
             assert everything.endswith(b"\r\n\r\nInternal Server Error")
 
     async def test_an_app_may_give_up_waiting_for_a_disconnect_and_wait_again(self) -> None:
-        app = WholeApp()
-        app.buffered_route = lambda method, path: True  # type: ignore[method-assign]
+        app = WholeApp(every_route=True)
         async with serve(app) as port, connection(port) as (reader, writer):
             writer.write(post("/poll", b"x"))
             head, answer = await asyncio.wait_for(read_response(reader), 5)
@@ -285,8 +283,7 @@ class TestWholeRequests:
             assert answer == b"1:x"
 
     async def test_an_app_that_answers_nothing_gets_a_500(self) -> None:
-        app = WholeApp()
-        app.buffered_route = lambda method, path: True  # type: ignore[method-assign]
+        app = WholeApp(every_route=True)
         async with serve(app) as port, connection(port) as (reader, writer):
             writer.write(post("/silent", b"x"))
             everything = await asyncio.wait_for(reader.read(), 5)
@@ -294,8 +291,7 @@ class TestWholeRequests:
 
     async def test_an_app_failing_after_its_answer_closes_the_connection(self) -> None:
         """As uvicorn: what was pipelined behind it is not answered."""
-        app = WholeApp()
-        app.buffered_route = lambda method, path: True  # type: ignore[method-assign]
+        app = WholeApp(every_route=True)
         async with serve(app) as port, connection(port) as (reader, writer):
             writer.write(post("/fail-after", b"x") + post("/whole", b"y"))
             everything = await asyncio.wait_for(reader.read(), 5)
@@ -311,8 +307,7 @@ class TestWholeRequests:
             assert everything.endswith(b"\r\n\r\n1:x")
 
     async def test_a_client_that_leaves_is_told(self) -> None:
-        app = WholeApp()
-        app.buffered_route = lambda method, path: True  # type: ignore[method-assign]
+        app = WholeApp(every_route=True)
         async with serve(app) as port:
             async with connection(port) as (_reader, writer):
                 writer.write(post("/leave", b"x"))
