@@ -322,15 +322,8 @@ class WholeCycle:
             if kind != "http.response.start":
                 raise RuntimeError(f"Expected ASGI message 'http.response.start', got '{kind}'")
             status = message["status"]
-            protocol = self._protocol
-            if protocol.access_log:
-                scope = self._scope
-                protocol.access_logger.info(
-                    '%s - "%s %s HTTP/%s" %d',
-                    get_client_addr(scope), scope["method"],
-                    get_path_with_query_string(scope), scope["http_version"], status,
-                )  # fmt: skip
-            head = [STATUS_LINE[status], protocol.default_head()]
+            self._log_access(status)
+            head = [STATUS_LINE[status], self._protocol.default_head()]
             headers = message.get("headers", ())
             # uvicorn's checks, one search over all names and one over all values
             if HEADER_RE.search(b"".join(name for name, _ in headers)) or HEADER_VALUE_RE.search(
@@ -359,6 +352,37 @@ class WholeCycle:
                     await protocol.flow.drain()
                 self._finish([])
 
+    def answer_whole(self, status: int, lines: bytes, body: bytes) -> bool:
+        """The whole answer at once, for an app that renders its own head (the lean order
+        path, ``app.routes.lean``): ``lines`` are its header lines (``name: value\r\n``
+        each, valid, ``content-length`` among them, no ``connection``), written after the
+        status line and the server's default headers, then the body. Skips the ASGI
+        messages and their checks. False, with nothing sent, where it cannot answer so (an
+        answer already started, the connection's writing paused): the app sends its answer
+        as ASGI messages then. True to a client that left (as ``send`` ignores messages)."""
+        protocol = self._protocol
+        if self._head is not None or protocol.flow.write_paused:
+            return False
+        if self.disconnected:
+            return True
+        self._log_access(status)
+        self._head = head = [STATUS_LINE[status], protocol.default_head(), lines]
+        if not self.keep_alive:
+            head.append(b"connection: close\r\n")
+        head += (b"\r\n", body)
+        self._written(head)
+        return True
+
+    def _log_access(self, status: int) -> None:
+        protocol = self._protocol
+        if protocol.access_log:
+            scope = self._scope
+            protocol.access_logger.info(
+                '%s - "%s %s HTTP/%s" %d',
+                get_client_addr(scope), scope["method"],
+                get_path_with_query_string(scope), scope["http_version"], status,
+            )  # fmt: skip
+
     def _finish(self, headers: list[tuple[bytes, bytes]]) -> None:
         """Write the head and the body at once; the connection goes on as after uvicorn's."""
         protocol, head = self._protocol, self._head
@@ -377,6 +401,12 @@ class WholeCycle:
         if not self.keep_alive and not self._closes:
             head.append(b"connection: close\r\n")
         head += (b"\r\n", body)
+        self._written(head)
+
+    def _written(self, head: list[bytes]) -> None:
+        """Send the answer (``head``: its pieces, the body last); the connection goes on as
+        after uvicorn's."""
+        protocol = self._protocol
         self.response_complete = True
         self.set()  # a ``receive`` waiting for the disconnect gets it now
         if not self.disconnected and not protocol.transport.is_closing():

@@ -151,7 +151,7 @@ class WholeApp:
     number of ``receive`` calls it took to get the body, and the body. ``/leave`` waits for
     the client to go, ``/fail`` raises, ``/fail-after`` raises once it answered, ``/silent``
     answers nothing, ``/poll`` looks for a disconnect twice before answering, ``/no-length``
-    answers without a Content-Length."""
+    answers without a Content-Length, ``/rendered`` through ``WholeCycle.answer_whole``."""
 
     buffered_body_limit = 64
 
@@ -191,6 +191,11 @@ class WholeApp:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(receive(), 0.01)
         answer = b"%d:%s" % (calls, body)
+        if scope["path"] == "/rendered":  # its own head, through ``answer_whole``
+            lines = b"content-type: text/plain\r\ncontent-length: %d\r\n" % len(answer)
+            assert send.__self__.answer_whole(200, lines, answer)
+            assert not send.__self__.answer_whole(200, lines, answer)  # answered already
+            return
         headers = [(b"content-type", b"text/plain")]
         if scope["path"] != "/no-length":
             headers.append((b"content-length", b"%d" % len(answer)))
@@ -239,6 +244,21 @@ class TestWholeRequests:
             hold.set()
             answers = [(await asyncio.wait_for(read_response(reader), 5))[1] for _ in "abcd"]
             assert answers == [b"1:a", b"1:b", b"1:c", b"1:d"]
+
+    async def test_an_app_may_hand_over_its_answer_rendered(self) -> None:
+        app = WholeApp(every_route=True)
+        async with serve(app) as port, connection(port) as (reader, writer):
+            for close in (b"", b"Connection: close"):
+                writer.write(post("/rendered", b"abc", *([close] if close else [])))
+                head, answer = await asyncio.wait_for(read_response(reader), 5)
+                lines = head.split(b"\r\n")
+                assert lines[0] == b"HTTP/1.1 200 OK"
+                assert lines[1].startswith(b"date: ")
+                assert lines[2] == b"server: uvicorn"
+                assert lines[3:5] == [b"content-type: text/plain", b"content-length: 5"]
+                assert (b"connection: close" in lines) == bool(close)
+                assert answer == b"1:abc"
+            assert await asyncio.wait_for(reader.read(), 5) == b""  # closed after the second
 
     async def test_what_is_not_plain_goes_through_uvicorns_cycle(self) -> None:
         app = WholeApp()

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
@@ -145,6 +146,7 @@ class LeanOrderPath:
         status, body = 0, b""
         headers: list[tuple[bytes, bytes]] = []
         unexpected: Exception | None = None
+        plain = True  # a JSON answer of ours: content-length and content-type its headers
         try:
             status, body, headers = await self._answer(
                 template, scope, receive, request, symbol, extra
@@ -156,16 +158,21 @@ class LeanOrderPath:
         except _TooLarge:
             status, body, headers = self._too_large()
         except Exception as exc:  # rendered as the FastAPI path renders it
+            plain = False
             response, was_unexpected = await render_error(Request(scope), exc)
             status, body, headers = response.status_code, bytes(response.body), response.raw_headers
             if was_unexpected:
                 unexpected = exc
         try:
             if status:
-                headers.append((b"x-request-id", request_id.encode()))
-                add_missing_headers(headers, extra)
-                await send({"type": "http.response.start", "status": status, "headers": headers})
-                await send({"type": "http.response.body", "body": body})
+                whole = _whole_answer(send) if plain else None
+                if whole is None or not whole(status, _head(body, request_id, extra), body):
+                    headers.append((b"x-request-id", request_id.encode()))
+                    add_missing_headers(headers, extra)
+                    await send(
+                        {"type": "http.response.start", "status": status, "headers": headers}
+                    )
+                    await send({"type": "http.response.body", "body": body})
                 self._metrics.observe(
                     method,
                     str(status),
@@ -286,6 +293,26 @@ def _replay(body: bytes, receive: Receive) -> Receive:
         return {"type": "http.request", "body": body, "more_body": False}
 
     return replayed
+
+
+def _whole_answer(send: Send) -> Callable[[int, bytes, bytes], bool] | None:
+    """The server's ``answer_whole`` where ``send`` is a ``WholeCycle``'s
+    (``app.httpprotocol``): the answer in one call, its head rendered here."""
+    return getattr(getattr(send, "__self__", None), "answer_whole", None)
+
+
+def _head(body: bytes, request_id: str, extra: dict[str, str]) -> bytes:
+    """The header lines of a JSON answer of ours (``_answer``'s, ``_too_large``'s), as the
+    ASGI path sends them: its two, the request id, then ``extra`` (none of those three)."""
+    lines = b"content-length: %d\r\ncontent-type: application/json\r\nx-request-id: %s\r\n" % (
+        len(body),
+        request_id.encode(),
+    )
+    if extra:
+        lines += "".join([f"{name.lower()}: {value}\r\n" for name, value in extra.items()]).encode(
+            "latin-1"
+        )
+    return lines
 
 
 def _int(text: str | None) -> int:

@@ -22,6 +22,7 @@ from app.middleware import new_request_id
 from app.routes.lean import LeanApp, LeanOrderPath
 from app.settings import Settings
 from tests.conftest import running_app
+from tests.support.live import live_app
 from tests.support.trading import ADMIN, READER, add_accounts, batch, order
 
 HEX32 = re.compile(r"[0-9a-f]{32}")
@@ -295,3 +296,35 @@ async def test_concurrent_single_orders_each_get_their_own_answer(settings: Sett
         )
     assert [r.json()["client_order_id"] for r in responses] == [f"c{i}" for i in range(20)]
     assert len({r.headers["x-request-id"] for r in responses}) == 20
+
+
+class TestUnderTheServer:
+    """Under uvicorn and the server's protocol the lean path hands its answers over
+    rendered (``WholeCycle.answer_whole``) and its errors as ASGI messages: each carries
+    what it carries through the in-process client, plus the server's ``date`` and
+    ``server``."""
+
+    async def test_answers_carry_the_same_headers(self, settings: Settings) -> None:
+        body = order("buy", "1", "1700")
+        requests: list[tuple[str, str, dict[str, Any]]] = [
+            ("POST", "/orders", {"json": body, "headers": ADMIN}),  # answer_whole
+            ("DELETE", "/orders", {"headers": ADMIN}),  # answer_whole
+            ("POST", "/orders", {"content": b" " * (LIMIT + 1), "headers": ADMIN}),  # 413
+            ("POST", "/orders", {"json": body}),  # 401: an error, as ASGI messages
+            ("POST", "/orders", {"json": {}, "headers": ADMIN}),  # 400 from the service
+        ]
+        async with live_app(settings) as live:
+            served = [await live.http.request(m, path, **kw) for m, path, kw in requests]
+        async with lean_app(settings) as (_app, client):
+            local = [await client.request(m, path, **kw) for m, path, kw in requests]
+        for answer, reference in zip(served, local, strict=True):
+            assert answer.status_code == reference.status_code, answer.text
+            names = [name for name, _ in answer.headers.multi_items()]
+            assert names[:2] == ["date", "server"]
+            assert sorted(names[2:]) == sorted(n for n, _ in reference.headers.multi_items())
+            assert int(answer.headers["content-length"]) == len(answer.content)
+            assert answer.headers["content-type"] == reference.headers["content-type"]
+            assert HEX32.fullmatch(answer.headers["x-request-id"])
+            if answer.status_code >= 400:  # the others name orders, whose ids differ
+                assert answer.content == reference.content
+        assert [answer.status_code for answer in served] == [201, 200, 413, 401, 422]
