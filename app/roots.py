@@ -21,14 +21,15 @@ whichever role built them.
 
 from __future__ import annotations
 
-import gc
 import logging
+import math
 from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Protocol
 
-from app import __version__
+from app import __version__, collector
 from app.background import BackgroundTasks
+from app.collector import QuietCollector
 from app.metrics import Metrics
 from app.services.access.auth import AuthService
 from app.services.clock import Clock
@@ -71,6 +72,11 @@ from app.wiring import (
 log = logging.getLogger(__name__)
 
 
+def _always_idle() -> float:
+    """A gateway's order path keeps nothing between requests: always quiet to the collector."""
+    return math.inf
+
+
 @dataclass(slots=True, kw_only=True)
 class Service:
     """One role's object graph, built and running: ``state`` is what requests reach."""
@@ -94,14 +100,11 @@ class Service:
             )
         if settings.cluster.role is not Role.MATCHER:  # where Kite's API is served
             await self.kite.orders.rearm_ttl(clock.now_ns())
-        # Everything built so far (registry, books) lives as long as the process: keep it out
-        # of the collector's passes, which shortens GC pauses on the order path.
-        gc.freeze()
-        # The order path allocates many short-lived objects; with the default threshold
-        # (700) young collections run every few orders and, as open orders accumulate,
-        # the older generations get expensive. A larger threshold trades a little memory for
-        # far fewer passes (measured in bench/orders.py).
-        gc.set_threshold(50_000, 20, 50)
+        # Everything built so far stays out of the collector's passes, and no pass walks
+        # what the order path keeps (``app.collector``); a full pass when it is quiet.
+        collector.apply()
+        idle = books.journal.idle_seconds if books is not None else _always_idle
+        self.state["background"].start("collector", QuietCollector(idle).keep())
         log.info("service started", extra={"environment": settings.environment.value})
 
     async def stop(self) -> None:
@@ -118,6 +121,7 @@ class Service:
             await self.state["database"].dispose()
             log.info("service stopped")
         finally:
+            collector.release()
             if self.file_claim is not None:
                 self.file_claim.release()
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -105,7 +106,7 @@ class JournalWriter:
         self._last_group = 0
         self._split = False  # the next group takes half of the last (``_should_split``)
         self._first_cpu = 0.0  # the loop thread's CPU time at the queue's first unit
-        self._last_end = 0.0  # when the last group's commit ended (perf_counter)
+        self._last_end = -math.inf  # when the last group's commit ended (perf_counter)
         self._queue: list[JournalUnit] = []
         self._wakeup = asyncio.Event()
         self._filling: asyncio.Future[None] | None = None  # ``_fill`` waiting for units
@@ -136,6 +137,10 @@ class JournalWriter:
     def add_listener(self, listener: Listener) -> None:
         """Called after each commit with the committed units (ticks, order streams)."""
         self._listeners.append(listener)
+
+    def idle_seconds(self) -> float:
+        """Seconds since the last group's commit ended; 0 while units wait for a group."""
+        return 0.0 if self._queue else time.perf_counter() - self._last_end
 
     @property
     def backlog(self) -> int:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import math
 import random
 import time
 from collections.abc import AsyncIterator, Callable
@@ -215,6 +216,17 @@ async def loop_turns(n: int) -> None:
 
 
 class TestGroupCommit:
+    async def test_idle_seconds_count_from_the_last_commit(
+        self, writer: tuple[JournalWriter, list[int]]
+    ) -> None:
+        """What the collector waits on (``app.collector``): 0 while a unit waits."""
+        journal, _sizes = writer
+        assert journal.idle_seconds() == math.inf  # never committed
+        future = journal.enqueue(JournalUnit())
+        assert journal.idle_seconds() == 0
+        await future
+        assert 0 < journal.idle_seconds() < 1
+
     async def test_requests_that_are_ready_commit_together(
         self, writer: tuple[JournalWriter, list[int]]
     ) -> None:
