@@ -21,6 +21,8 @@ The policy (``apply`` at start-up, ``QuietCollector`` in the background):
   full pass, which ``QuietCollector`` runs once the order path has been quiet for a while
   (no journal commit for ``quiet_seconds``) and young passes have run since the last one.
   Under load that never pauses that garbage stays until it does.
+
+Every pass's pause is in ``ticker_gc_pause_seconds{generation}``.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ import logging
 import time
 from collections.abc import Callable
 
+from app.metrics import LoopMetric
+
 log = logging.getLogger(__name__)
 
 YOUNG_THRESHOLD = 2_000
@@ -38,13 +42,19 @@ _OUT_OF_REACH = 1 << 30  # older passes: never reached by counting young ones
 
 
 _before: tuple[int, int, int] | None = None  # the thresholds ``apply`` replaced
+_timer: _PauseTimer | None = None
 
 
-def apply() -> None:
-    """Freeze what exists and set the thresholds (see the module header)."""
-    global _before
+def apply(pauses: LoopMetric) -> None:
+    """Freeze what exists and set the thresholds (see the module header); each pass's
+    pause is observed in ``pauses`` (by generation)."""
+    global _before, _timer
     if _before is None:
         _before = gc.get_threshold()
+    if _timer is not None:
+        gc.callbacks.remove(_timer)
+    _timer = _PauseTimer(pauses)
+    gc.callbacks.append(_timer)
     gc.freeze()
     gc.set_threshold(YOUNG_THRESHOLD, _OUT_OF_REACH, _OUT_OF_REACH)
 
@@ -52,10 +62,28 @@ def apply() -> None:
 def release() -> None:
     """The thresholds as they were before ``apply`` (a service stopped in a process that
     goes on: the tests', an embedding program's), so older passes run again."""
-    global _before
+    global _before, _timer
+    if _timer is not None:
+        gc.callbacks.remove(_timer)
+        _timer = None
     if _before is not None:
         gc.set_threshold(*_before)
         _before = None
+
+
+class _PauseTimer:
+    """A ``gc.callbacks`` entry: the time from each pass's start to its stop. It allocates
+    nothing and takes no lock (a pass may start in any thread, inside anything)."""
+
+    def __init__(self, pauses: LoopMetric) -> None:
+        self._generations = [pauses.labels(str(generation)) for generation in range(3)]
+        self._started = 0.0
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            self._generations[info["generation"]].observe(time.perf_counter() - self._started)
 
 
 class QuietCollector:

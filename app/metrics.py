@@ -98,6 +98,15 @@ class Metrics:
             buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512),
             registry=r,
         )
+        # Each pass of the cyclic garbage collector stops the loop (``app.collector``).
+        self.gc_pause_seconds = LoopMetric(
+            "histogram",
+            "ticker_gc_pause_seconds",
+            "Pauses of the cyclic garbage collector, by generation (2: a full pass)",
+            ["generation"],
+            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+            registry=r,
+        )
         self.journal_failures = Counter(
             "ticker_journal_failures_total", "Journal commits that failed", registry=r
         )

@@ -102,7 +102,7 @@ class Service:
             await self.kite.orders.rearm_ttl(clock.now_ns())
         # Everything built so far stays out of the collector's passes, and no pass walks
         # what the order path keeps (``app.collector``); a full pass when it is quiet.
-        collector.apply()
+        collector.apply(self.state["metrics"].gc_pause_seconds)
         idle = books.journal.idle_seconds if books is not None else _always_idle
         self.state["background"].start("collector", QuietCollector(idle).keep())
         log.info("service started", extra={"environment": settings.environment.value})

@@ -228,6 +228,7 @@ def journal_figures(port: int) -> dict[str, Any] | None:
     except httpx.HTTPError:
         return None
     buckets: dict[str, int] = {}
+    pauses: dict[str, dict[str, float]] = {}  # garbage collector: generation -> le -> count
     sums = {name: [0.0, 0.0] for name in TIMINGS}
     series = {f"{metric}_{part}": (name, i) for name, metric in TIMINGS.items()
               for i, part in enumerate(("sum", "count"))}  # fmt: skip
@@ -236,10 +237,19 @@ def journal_figures(port: int) -> dict[str, Any] | None:
             le = line.split('le="', 1)[1].split('"', 1)[0]
             buckets[le] = int(float(line.rsplit(" ", 1)[1]))
             continue
+        if line.startswith("ticker_gc_pause_seconds_bucket{"):
+            generation = line.split('generation="', 1)[1].split('"', 1)[0]
+            le = line.split('le="', 1)[1].split('"', 1)[0]
+            pauses.setdefault(generation, {})[le] = float(line.rsplit(" ", 1)[1])
+            continue
+        if line.startswith("ticker_gc_pause_seconds_sum{"):
+            generation = line.split('generation="', 1)[1].split('"', 1)[0]
+            pauses.setdefault(generation, {})["sum"] = float(line.rsplit(" ", 1)[1])
+            continue
         found = series.get(line.split("{", 1)[0].split(" ", 1)[0])
         if found is not None:
             sums[found[0]][found[1]] += float(line.rsplit(" ", 1)[1])
-    return {"groups": buckets, "timings": sums} if buckets else None
+    return {"groups": buckets, "timings": sums, "gc": pauses} if buckets else None
 
 
 def with_server_figures(port: int, run: Callable[[], dict]) -> dict:
@@ -268,7 +278,30 @@ def server_figures(before: dict[str, Any], after: dict[str, Any]) -> dict:
         "journal_groups": groups,
         "mean_group": round(counts["order"] / commits, 2) if commits else None,
         "server_ms": means,
+        "gc_pauses": gc_pauses(before.get("gc", {}), after.get("gc", {})),
     }
+
+
+def gc_pauses(before: dict[str, dict[str, float]], after: dict[str, dict[str, float]]) -> dict:
+    """The garbage collector's passes in the run, by generation: how many, their pauses in
+    all (ms) and the bucket bound the longest stayed under (ms; None past the last)."""
+    found = {}
+    for generation, now in after.items():
+        was = before.get(generation, {})
+        passes = now.get("+Inf", 0) - was.get("+Inf", 0)
+        if not passes:
+            continue
+        longest = None
+        for le, count in now.items():
+            if le not in ("sum", "+Inf") and count - was.get(le, 0) == passes:
+                longest = float(le) * 1e3
+                break
+        found[generation] = {
+            "passes": int(passes),
+            "ms": round((now.get("sum", 0) - was.get("sum", 0)) * 1e3, 1),
+            "longest_under_ms": longest,
+        }
+    return found
 
 
 def per_group_fit(closed: dict[str, dict]) -> dict[str, float] | None:
@@ -345,6 +378,16 @@ def server_lines(r: dict) -> None:
             f"{'':15}server, mean: request {ms['request']:.2f} ms, of which the order"
             f" {ms['order']:.2f} ms, of which the commit {ms['commit']:.2f} ms;"
             f" {r['mean_group']} orders per commit"
+        )
+    pauses = r.get("gc_pauses")
+    if pauses:
+        print(
+            f"{'':15}garbage collector: "
+            + ", ".join(
+                f"generation {g}: {p['passes']} passes, {p['ms']} ms in all, the longest"
+                + (f" < {p['longest_under_ms']:g} ms" if p["longest_under_ms"] else " > 2.5 s")
+                for g, p in sorted(pauses.items())
+            )
         )
 
 

@@ -12,6 +12,7 @@ import pytest
 
 from app import collector
 from app.collector import QuietCollector
+from app.metrics import Metrics
 
 
 class Node:
@@ -20,14 +21,30 @@ class Node:
 
 
 @pytest.fixture
-def applied() -> Iterator[None]:
-    before = gc.get_threshold()
-    collector.apply()
+def metrics() -> Metrics:
+    return Metrics()
+
+
+@pytest.fixture
+def applied(metrics: Metrics) -> Iterator[None]:
+    before, callbacks = gc.get_threshold(), list(gc.callbacks)
+    collector.apply(metrics.gc_pause_seconds)
     try:
         yield
     finally:
         collector.release()
         assert gc.get_threshold() == before
+        assert gc.callbacks == callbacks
+
+
+def pauses(metrics: Metrics) -> dict[str, float]:
+    """Passes observed by generation."""
+    found = {}
+    for family in metrics.gc_pause_seconds.collect():
+        for sample in family.samples:
+            if sample.name.endswith("_count"):
+                found[sample.labels["generation"]] = sample.value
+    return found
 
 
 def old_garbage() -> weakref.ref[Node]:
@@ -62,6 +79,15 @@ def test_the_full_pass_waits_for_quiet_and_young_passes(applied: None) -> None:
     assert quiet.tick()
     assert dead() is None
     assert not quiet.tick()  # no young pass since
+
+
+def test_each_pass_is_timed(applied: None, metrics: Metrics) -> None:
+    gc.collect(0)
+    gc.collect()
+    assert pauses(metrics) == {"0": 1, "1": 0, "2": 1}
+    collector.apply(metrics.gc_pause_seconds)  # applied again: still one timer
+    gc.collect(0)
+    assert pauses(metrics)["0"] == 2
 
 
 def test_release_lets_older_passes_run_again(applied: None) -> None:
