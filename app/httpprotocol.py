@@ -18,7 +18,8 @@ request, once its bounded body is read, runs as a ``WholeCycle`` instead of uvic
 goes out in one write with the head, with no ``asyncio.Event``, no task started before the
 body is there, no per-message bookkeeping between the app and the socket. It is the same
 ASGI call (uvicorn's proxy headers middleware, the app), the same keep-alive, pipelining,
-shutdown and disconnect handling (uvicorn's own, on the protocol). Measured with
+shutdown and disconnect handling (uvicorn's own, on the protocol). An app that renders its
+own head may hand the whole answer over in one call (``WholeCycle.answer_whole``). Measured with
 bench/single.py: ~10% less server CPU per single order (issue 17). A request that is not
 plain (HTTP/1.0, ``Expect: 100-continue``, a chunked body, a ``Content-Length`` over the
 app's limit, an upgrade) goes through uvicorn's cycle as before. One difference remains: a

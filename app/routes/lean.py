@@ -13,6 +13,10 @@ convention holds; for ``POST /orders``, ``POST /advanced/batch-orders``,
   ``authorise`` of the same ``AuthService``, the same ``OrderEntry`` call as the route,
   orjson rendering, errors through ``app.routes.errors.render_error``, the route metrics
   through ``HttpMetrics`` (same series, ``handler`` the route template).
+- Under the server's own protocol (``app.httpprotocol``) its JSON answers go out rendered:
+  status, header lines and body in one call (``WholeCycle.answer_whole``), without the two
+  ASGI messages and the checks of headers it wrote itself. Its errors, and any other
+  server, get the ASGI messages, with the same headers.
 - The routes stay declared in ``app.routes.orders``: the OpenAPI document, the auth matrix
   and the start-up check of open routes read them, and they still serve every request the
   lean path does not take whole. A request whose parameters would fail FastAPI's validation
