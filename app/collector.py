@@ -9,20 +9,32 @@ bench/single.py's order stream at 16 connections for 100 s (~6,500 orders/s), yo
 of ~41 ms every ~4 s and, after 20 of them, one older pass of 0.6 s; a full pass over that
 heap takes ~0.9 s.
 
-The policy (``apply`` at start-up, ``QuietCollector`` in the background):
+The policy of a process that keeps order books (``apply(..., keeps_books=True)`` at start-up,
+``QuietCollector`` in the background):
 
-- Everything built at start-up (registry, books as recovered) is frozen out of every pass.
+- What start-up built (registry, books as recovered) is collected once, then frozen out of
+  every later pass.
 - Young passes run every ``YOUNG_THRESHOLD`` net allocations of tracked objects: each walks
-  at most that many, 1 to 2 ms here.
+  about that many, 1 to 2 ms here.
 - No older pass runs on its own (its thresholds are out of reach): what survives a young
   pass is not walked again while orders come in.
 - What becomes cyclic garbage only after surviving a young pass (measured: ~6 objects/s,
   SQLAlchemy statements of the background polls; the order path makes none) waits for a
-  full pass, which ``QuietCollector`` runs once the order path has been quiet for a while
-  (no journal commit for ``quiet_seconds``) and young passes have run since the last one.
-  Under load that never pauses that garbage stays until it does.
+  full pass. ``QuietCollector`` runs one once the order path has been quiet for a while (no
+  request on its way to the journal, none committing, none committed for ``quiet_seconds``),
+  at most every ``min_interval`` seconds, and only if young passes ran since the last. Under
+  load that never pauses, that garbage stays until it does.
 
-Every pass's pause is in ``ticker_gc_pause_seconds{generation}``.
+A gateway (``keeps_books=False``) keeps no books: its heap does not grow with the day, and
+CPython's generations, with a larger young threshold, stay in charge there.
+
+Every pass's pause is in ``ticker_gc_pause_seconds{generation}``. Several services in one
+process (the tests run many, sometimes two at once) each register their own timer; the
+thresholds go back to what they were, and the frozen objects back into the generations,
+when the last one is released.
+
+CPython 3.11 to 3.13's generational collector is what this is written for (the Docker
+image runs 3.11); 3.14's incremental collector gives the older threshold another meaning.
 """
 
 from __future__ import annotations
@@ -39,56 +51,65 @@ log = logging.getLogger(__name__)
 
 YOUNG_THRESHOLD = 2_000
 _OUT_OF_REACH = 1 << 30  # older passes: never reached by counting young ones
+_GATEWAY_THRESHOLDS = (50_000, 20, 50)
+
+_before: tuple[int, int, int] | None = None  # the thresholds the first ``apply`` replaced
+_timers: list[PauseTimer] = []  # one per service applied and not released yet
 
 
-_before: tuple[int, int, int] | None = None  # the thresholds ``apply`` replaced
-_timer: _PauseTimer | None = None
-
-
-def apply(pauses: LoopMetric) -> None:
-    """Freeze what exists and set the thresholds (see the module header); each pass's
-    pause is observed in ``pauses`` (by generation)."""
-    global _before, _timer
+def apply(pauses: LoopMetric, *, keeps_books: bool) -> PauseTimer:
+    """Collect, freeze what is left, set the thresholds (see the module header); each pass's
+    pause is observed in ``pauses`` (by generation). Returns the handle for ``release``."""
+    global _before
     if _before is None:
         _before = gc.get_threshold()
-    if _timer is not None:
-        gc.callbacks.remove(_timer)
-    _timer = _PauseTimer(pauses)
-    gc.callbacks.append(_timer)
+    gc.collect()
     gc.freeze()
-    gc.set_threshold(YOUNG_THRESHOLD, _OUT_OF_REACH, _OUT_OF_REACH)
+    gc.set_threshold(
+        *((YOUNG_THRESHOLD, _OUT_OF_REACH, _OUT_OF_REACH) if keeps_books else _GATEWAY_THRESHOLDS)
+    )
+    timer = PauseTimer(pauses)
+    gc.callbacks.append(timer)
+    _timers.append(timer)
+    return timer
 
 
-def release() -> None:
-    """The thresholds as they were before ``apply`` (a service stopped in a process that
-    goes on: the tests', an embedding program's), so older passes run again."""
-    global _before, _timer
-    if _timer is not None:
-        gc.callbacks.remove(_timer)
-        _timer = None
-    if _before is not None:
+def release(timer: PauseTimer) -> None:
+    """A service stopped: its timer goes; with the last one, the thresholds are as before
+    ``apply`` and the frozen objects are back in the generations (a process that goes on:
+    the tests', an embedding program's)."""
+    global _before
+    if timer in gc.callbacks:
+        gc.callbacks.remove(timer)
+    if timer in _timers:
+        _timers.remove(timer)
+    if not _timers and _before is not None:
         gc.set_threshold(*_before)
         _before = None
+        gc.unfreeze()
 
 
-class _PauseTimer:
-    """A ``gc.callbacks`` entry: the time from each pass's start to its stop. It allocates
-    nothing and takes no lock (a pass may start in any thread, inside anything)."""
+class PauseTimer:
+    """``apply``'s handle, a ``gc.callbacks`` entry: the time from each pass's start to
+    its stop. It allocates nothing and takes no lock: a pass may start in any thread,
+    inside anything (CPython runs one pass at a time, and none from inside a callback)."""
 
     def __init__(self, pauses: LoopMetric) -> None:
         self._generations = [pauses.labels(str(generation)) for generation in range(3)]
-        self._started = 0.0
+        self._started: float | None = None
 
     def __call__(self, phase: str, info: dict[str, int]) -> None:
         if phase == "start":
             self._started = time.perf_counter()
-        else:
+        elif self._started is not None:  # not a pass that started before the timer was in
             self._generations[info["generation"]].observe(time.perf_counter() - self._started)
+            self._started = None
 
 
 class QuietCollector:
     """A full pass once the order path is quiet (``idle()``: seconds since it last worked)
-    for ``quiet_seconds``, if at least ``young_passes`` young passes ran since the last."""
+    for ``quiet_seconds``, at most every ``min_interval`` seconds, and only if at least
+    ``young_passes`` young passes ran since the last full pass."""
 
     def __init__(
         self,
@@ -96,22 +117,30 @@ class QuietCollector:
         *,
         quiet_seconds: float = 2.0,
         young_passes: int = 50,
+        min_interval: float = 600.0,
         interval: float = 1.0,
     ) -> None:
         self._idle = idle
         self._quiet_seconds = quiet_seconds
         self._young_passes = young_passes
+        self._min_interval = min_interval
         self._interval = interval
+        self._last = -min_interval  # time.monotonic() of the last full pass
 
     def tick(self) -> bool:
         """Run the full pass if it is due and the order path is quiet; whether it ran."""
-        if gc.get_count()[1] < self._young_passes or self._idle() < self._quiet_seconds:
+        now = time.monotonic()
+        if (
+            now - self._last < self._min_interval
+            or gc.get_count()[1] < self._young_passes
+            or self._idle() < self._quiet_seconds
+        ):
             return False
-        started = time.perf_counter()
         found = gc.collect()
+        self._last = time.monotonic()
         log.info(
             "full garbage collection while quiet",
-            extra={"unreachable": found, "ms": round((time.perf_counter() - started) * 1e3, 1)},
+            extra={"unreachable": found, "ms": round((self._last - now) * 1e3, 1)},
         )
         return True
 

@@ -324,7 +324,9 @@ class LoopChild:
 
 
 class LoopMetric:
-    """A counter, histogram or summary updated from the event loop's thread alone.
+    """A counter, histogram or summary updated from the event loop's thread alone (or, for
+    the garbage collector's pauses, from whichever thread a pass runs in: CPython runs one
+    pass at a time).
 
     prometheus_client's metrics take a lock on every update (a histogram's ``observe`` takes
     two), ~0.5 us each with the call around it; one single order made 14 of them (issue 17).

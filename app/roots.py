@@ -22,14 +22,13 @@ whichever role built them.
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Protocol
 
 from app import __version__, collector
 from app.background import BackgroundTasks
-from app.collector import QuietCollector
+from app.collector import PauseTimer, QuietCollector
 from app.metrics import Metrics
 from app.services.access.auth import AuthService
 from app.services.clock import Clock
@@ -72,11 +71,6 @@ from app.wiring import (
 log = logging.getLogger(__name__)
 
 
-def _always_idle() -> float:
-    """A gateway's order path keeps nothing between requests: always quiet to the collector."""
-    return math.inf
-
-
 @dataclass(slots=True, kw_only=True)
 class Service:
     """One role's object graph, built and running: ``state`` is what requests reach."""
@@ -88,6 +82,7 @@ class Service:
     kite: KiteServices
     claim: JournalClaimService | None = None  # ROLE=all on PostgreSQL
     file_claim: FileClaim | None = None  # ROLE=all on SQLite, when the builder took it
+    gc_timer: PauseTimer | None = None  # ``app.collector``'s handle, from start to stop
 
     async def start(self) -> None:
         settings, clock = self.state["settings"], self.clock
@@ -100,11 +95,15 @@ class Service:
             )
         if settings.cluster.role is not Role.MATCHER:  # where Kite's API is served
             await self.kite.orders.rearm_ttl(clock.now_ns())
-        # Everything built so far stays out of the collector's passes, and no pass walks
-        # what the order path keeps (``app.collector``); a full pass when it is quiet.
-        collector.apply(self.state["metrics"].gc_pause_seconds)
-        idle = books.journal.idle_seconds if books is not None else _always_idle
-        self.state["background"].start("collector", QuietCollector(idle).keep())
+        # Everything built so far stays out of the collector's passes and, where books are
+        # kept, no pass walks what the order path keeps: a full pass when it is quiet
+        # (``app.collector``).
+        self.gc_timer = collector.apply(
+            self.state["metrics"].gc_pause_seconds, keeps_books=books is not None
+        )
+        if books is not None:
+            quiet = QuietCollector(books.journal.idle_seconds)
+            self.state["background"].start("collector", quiet.keep())
         log.info("service started", extra={"environment": settings.environment.value})
 
     async def stop(self) -> None:
@@ -121,7 +120,8 @@ class Service:
             await self.state["database"].dispose()
             log.info("service stopped")
         finally:
-            collector.release()
+            if self.gc_timer is not None:
+                collector.release(self.gc_timer)
             if self.file_claim is not None:
                 self.file_claim.release()
 

@@ -1,6 +1,7 @@
-"""``app.collector``: no older pass runs on its own once applied; the full pass runs when the
-order path is quiet and young passes ran since the last, and collects the cyclic garbage
-that survived a young pass."""
+"""``app.collector``: no older pass runs on its own where books are kept; the full pass runs
+when the order path is quiet, young passes ran since the last and the minimum interval is
+over, and collects the cyclic garbage that survived a young pass; every pass is timed; each
+service's registration is its own, and the last release restores the thresholds."""
 
 from __future__ import annotations
 
@@ -26,19 +27,19 @@ def metrics() -> Metrics:
 
 
 @pytest.fixture
-def applied(metrics: Metrics) -> Iterator[None]:
+def applied(metrics: Metrics) -> Iterator[collector.PauseTimer]:
     before, callbacks = gc.get_threshold(), list(gc.callbacks)
-    collector.apply(metrics.gc_pause_seconds)
+    timer = collector.apply(metrics.gc_pause_seconds, keeps_books=True)
     try:
-        yield
+        yield timer
     finally:
-        collector.release()
+        collector.release(timer)
         assert gc.get_threshold() == before
         assert gc.callbacks == callbacks
 
 
-def pauses(metrics: Metrics) -> dict[str, float]:
-    """Passes observed by generation."""
+def passes(metrics: Metrics) -> dict[str, float]:
+    """Passes timed, by generation."""
     found = {}
     for family in metrics.gc_pause_seconds.collect():
         for sample in family.samples:
@@ -54,22 +55,22 @@ def old_garbage() -> weakref.ref[Node]:
     return weakref.ref(node)
 
 
-def test_young_passes_only(applied: None) -> None:
+def test_young_passes_only(applied: collector.PauseTimer) -> None:
     young, older, oldest = gc.get_threshold()
     assert young == collector.YOUNG_THRESHOLD
     assert older > 10**8
     assert oldest > 10**8
     dead = old_garbage()
-    passes = gc.get_count()[1]
+    count = gc.get_count()[1]
     kept = [[] for _ in range(30 * young)]  # held: ~30 young passes on their own
-    assert gc.get_count()[1] >= passes + 25  # CPython's older thresholds are 10 and 20
+    assert gc.get_count()[1] >= count + 25  # CPython's own older thresholds are 10 and 10
     assert dead() is not None  # no pass but the young ones ran
     del kept
 
 
-def test_the_full_pass_waits_for_quiet_and_young_passes(applied: None) -> None:
+def test_the_full_pass_waits_for_quiet_and_young_passes(applied: collector.PauseTimer) -> None:
     idle = [0.0]
-    quiet = QuietCollector(lambda: idle[0], quiet_seconds=2.0, young_passes=2)
+    quiet = QuietCollector(lambda: idle[0], quiet_seconds=2.0, young_passes=2, min_interval=0)
     dead = old_garbage()
     gc.collect(0)
     gc.collect(0)  # two young passes since the last full one
@@ -81,16 +82,49 @@ def test_the_full_pass_waits_for_quiet_and_young_passes(applied: None) -> None:
     assert not quiet.tick()  # no young pass since
 
 
-def test_each_pass_is_timed(applied: None, metrics: Metrics) -> None:
+def test_full_passes_keep_their_distance(applied: collector.PauseTimer) -> None:
+    quiet = QuietCollector(lambda: 10.0, young_passes=1, min_interval=600)
     gc.collect(0)
-    gc.collect()
-    assert pauses(metrics) == {"0": 1, "1": 0, "2": 1}
-    collector.apply(metrics.gc_pause_seconds)  # applied again: still one timer
+    assert quiet.tick()
     gc.collect(0)
-    assert pauses(metrics)["0"] == 2
+    assert not quiet.tick()  # within ten minutes of the last
 
 
-def test_release_lets_older_passes_run_again(applied: None) -> None:
-    collector.release()
-    assert gc.get_threshold()[1] < 10**8
-    collector.release()  # a second release changes nothing
+def test_each_pass_is_timed(applied: collector.PauseTimer, metrics: Metrics) -> None:
+    gc.disable()  # only the passes below (explicit ones still call the callbacks)
+    try:
+        gc.collect(0)
+        gc.collect()
+        assert passes(metrics) == {"0": 1, "1": 0, "2": 1}
+    finally:
+        gc.enable()
+
+
+def test_each_service_has_its_own_registration(metrics: Metrics) -> None:
+    before, callbacks = gc.get_threshold(), list(gc.callbacks)
+    first = collector.apply(metrics.gc_pause_seconds, keeps_books=True)
+    other = Metrics()
+    second = collector.apply(other.gc_pause_seconds, keeps_books=True)
+    collector.release(first)
+    assert gc.get_threshold()[0] == collector.YOUNG_THRESHOLD  # the second still runs
+    gc.disable()
+    try:
+        gc.collect(0)
+    finally:
+        gc.enable()
+    assert passes(other)["0"] == 1
+    collector.release(second)
+    assert gc.get_threshold() == before
+    assert gc.callbacks == callbacks
+    collector.release(second)  # a second release changes nothing
+
+
+def test_a_gateway_keeps_cpythons_generations(metrics: Metrics) -> None:
+    timer = collector.apply(metrics.gc_pause_seconds, keeps_books=False)
+    try:
+        young, older, oldest = gc.get_threshold()
+        assert young > collector.YOUNG_THRESHOLD
+        assert older < 10**8
+        assert oldest < 10**8
+    finally:
+        collector.release(timer)

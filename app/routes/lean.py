@@ -307,7 +307,9 @@ def _whole_answer(send: Send) -> Callable[[int, bytes, bytes], bool] | None:
 
 def _head(body: bytes, request_id: str, extra: dict[str, str]) -> bytes:
     """The header lines of a JSON answer of ours (``_answer``'s, ``_too_large``'s), as the
-    ASGI path sends them: its two, the request id, then ``extra`` (none of those three)."""
+    ASGI path sends them: its two, the request id, then ``extra`` (none of those three).
+    Nothing here needs uvicorn's checks of header values: the request id is a token
+    (``request_id_for``), ``extra`` the rate-limit fields (policy names and integers)."""
     lines = b"content-length: %d\r\ncontent-type: application/json\r\nx-request-id: %s\r\n" % (
         len(body),
         request_id.encode(),

@@ -18,6 +18,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from app.httpprotocol import WholeCycle
 from app.middleware import new_request_id
 from app.routes.lean import LeanApp, LeanOrderPath
 from app.settings import Settings
@@ -304,7 +305,19 @@ class TestUnderTheServer:
     what it carries through the in-process client, plus the server's ``date`` and
     ``server``."""
 
-    async def test_answers_carry_the_same_headers(self, settings: Settings) -> None:
+    async def test_answers_carry_the_same_headers(
+        self, settings: Settings, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        rendered: list[int] = []  # the statuses answered through ``answer_whole``
+        answer_whole = WholeCycle.answer_whole
+
+        def spy(cycle: WholeCycle, status: int, lines: bytes, body: bytes) -> bool:
+            taken = answer_whole(cycle, status, lines, body)
+            if taken:
+                rendered.append(status)
+            return taken
+
+        monkeypatch.setattr(WholeCycle, "answer_whole", spy)
         body = order("buy", "1", "1700")
         requests: list[tuple[str, str, dict[str, Any]]] = [
             ("POST", "/orders", {"json": body, "headers": ADMIN}),  # answer_whole
@@ -328,3 +341,5 @@ class TestUnderTheServer:
             if answer.status_code >= 400:  # the others name orders, whose ids differ
                 assert answer.content == reference.content
         assert [answer.status_code for answer in served] == [201, 200, 413, 401, 422]
+        # Ours rendered; the 413 (over the limit: uvicorn's own cycle) and errors as messages.
+        assert rendered == [201, 200]

@@ -107,6 +107,7 @@ class JournalWriter:
         self._split = False  # the next group takes half of the last (``_should_split``)
         self._first_cpu = 0.0  # the loop thread's CPU time at the queue's first unit
         self._last_end = -math.inf  # when the last group's commit ended (perf_counter)
+        self._committing = False  # a group's commit is in flight
         self._queue: list[JournalUnit] = []
         self._wakeup = asyncio.Event()
         self._filling: asyncio.Future[None] | None = None  # ``_fill`` waiting for units
@@ -139,8 +140,11 @@ class JournalWriter:
         self._listeners.append(listener)
 
     def idle_seconds(self) -> float:
-        """Seconds since the last group's commit ended; 0 while units wait for a group."""
-        return 0.0 if self._queue else time.perf_counter() - self._last_end
+        """Seconds since the last group's commit ended; 0 while a request is on its way to
+        the journal (``arriving``), a unit waits for a group, or a group commits."""
+        if self._queue or self.in_flight > 0 or self._committing:
+            return 0.0
+        return time.perf_counter() - self._last_end
 
     @property
     def backlog(self) -> int:
@@ -199,7 +203,11 @@ class JournalWriter:
                     # With units left for the next group the loop idles through this commit
                     # whatever the grouping: that says nothing about splitting.
                     whole = not self._queue
-                    await self._commit(group)
+                    self._committing = True
+                    try:
+                        await self._commit(group)
+                    finally:
+                        self._committing = False
                     self._last_end = time.perf_counter()
                     busy = time.thread_time() - cpu
                     self._split = whole and self._should_split(

@@ -222,9 +222,14 @@ class TestGroupCommit:
         """What the collector waits on (``app.collector``): 0 while a unit waits."""
         journal, _sizes = writer
         assert journal.idle_seconds() == math.inf  # never committed
+        with journal.arriving():
+            assert journal.idle_seconds() == 0  # a request on its way
         future = journal.enqueue(JournalUnit())
-        assert journal.idle_seconds() == 0
+        while not future.done():  # queued, then committing
+            assert journal.idle_seconds() == 0
+            await asyncio.sleep(0)
         await future
+        await asyncio.sleep(0.01)
         assert 0 < journal.idle_seconds() < 1
 
     async def test_requests_that_are_ready_commit_together(
