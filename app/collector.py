@@ -30,8 +30,7 @@ CPython's generations, with a larger young threshold, stay in charge there.
 
 Every pass's pause is in ``ticker_gc_pause_seconds{generation}``. Several services in one
 process (the tests run many, sometimes two at once) each register their own timer; the
-thresholds go back to what they were, and the frozen objects back into the generations,
-when the last one is released.
+thresholds go back to what they were when the last one is released.
 
 CPython 3.11 to 3.13's generational collector is what this is written for (the Docker
 image runs 3.11); 3.14's incremental collector gives the older threshold another meaning.
@@ -76,8 +75,8 @@ def apply(pauses: LoopMetric, *, keeps_books: bool) -> PauseTimer:
 
 def release(timer: PauseTimer) -> None:
     """A service stopped: its timer goes; with the last one, the thresholds are as before
-    ``apply`` and the frozen objects are back in the generations (a process that goes on:
-    the tests', an embedding program's)."""
+    ``apply`` (a process that goes on: the tests', an embedding program's). What was frozen
+    stays frozen: a later ``apply`` collects only what came since."""
     global _before
     if timer in gc.callbacks:
         gc.callbacks.remove(timer)
@@ -86,7 +85,6 @@ def release(timer: PauseTimer) -> None:
     if not _timers and _before is not None:
         gc.set_threshold(*_before)
         _before = None
-        gc.unfreeze()
 
 
 class PauseTimer:
