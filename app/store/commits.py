@@ -207,6 +207,7 @@ class JournalConnection:
             self._in_flight.append(_Sent(future, tx))
             if pg.flush():  # more to send than the socket took: the rest when writable
                 loop.add_writer(self._fd, self._writable)
+                loop.call_soon(self._look)
         except Exception as exc:
             self._drop(exc)
             if not future.done():
@@ -316,6 +317,15 @@ class JournalConnection:
                 asyncio.get_running_loop().remove_writer(self._fd)
         except Exception as exc:
             self._drop(exc)
+            return
+        self._look()
+
+    def _look(self) -> None:
+        """After a flush that could not send everything at once: libpq then reads what the
+        server sent meanwhile (its guard against both sides waiting to write), and answers
+        it read wake no reader, since the socket holds nothing more. Look at them now."""
+        if self._in_flight and self._pg is not None:
+            self._readable()
 
     def _failed(self, sent: _Sent, error: Exception) -> None:
         """A group failed: it raises its error (a failed guard's own), the groups behind it

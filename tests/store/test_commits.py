@@ -5,6 +5,7 @@ fails the whole group, on both backends."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -336,6 +337,24 @@ class TestPipeline:
                 cursor.execute(*statement(20, ("2", "3")))
             cursor.execute(*statement(20, ("1", "3")))
             assert conn.execute("SELECT count(*) FROM orders").fetchone() == (4,)
+
+    async def test_answers_libpq_read_while_flushing_still_complete_their_groups(
+        self, pg_journal: tuple[Database, JournalConnection]
+    ) -> None:
+        """libpq reads the server's answers itself when a flush cannot write everything
+        (non-blocking mode), leaving nothing in the socket to wake the reader. Reproduced
+        here as it happens: the answer reaches the socket, libpq reads it, the flush ends."""
+        database, connection = pg_journal
+        tx = connection.transaction()
+        group(tx, 10)
+        sent = await connection.send(tx)
+        time.sleep(0.3)  # blocking: the answer arrives while the loop cannot read it
+        pg = connection._pg
+        assert pg is not None
+        pg.pgconn.consume_input()  # as libpq's flush does; the socket is empty now
+        connection._writable()  # the flush that was waiting for the socket ends
+        await asyncio.wait_for(sent, 5)
+        assert await count(database, orders) == 2
 
     async def test_a_group_larger_than_the_socket_takes_at_once_is_sent_whole(
         self, pg_journal: tuple[Database, JournalConnection]
