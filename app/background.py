@@ -27,10 +27,38 @@ class BackgroundTasks:
         if not task.cancelled() and task.exception() is not None:
             log.error("background task %s died", task.get_name(), exc_info=task.exception())
 
-    async def stop(self) -> None:
-        for task in reversed(self._tasks):
+    async def stop(self, timeout: float | None = None) -> None:
+        """Cancel every task and await them, in reverse order of start. ``timeout``: the
+        seconds all of them get together; a task still running then (one that waits on
+        something uncancellable, or catches its cancellation) is logged with where it
+        waits, and left: a shutdown must end."""
+        tasks, self._tasks = self._tasks[::-1], []
+        for task in tasks:
             task.cancel()
-        for task in reversed(self._tasks):
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-        self._tasks.clear()
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        for task in tasks:
+            left = None if deadline is None else max(0.0, deadline - loop.time())
+            await asyncio.wait([task], timeout=left)
+            if not task.done():
+                break
+        running = [task for task in tasks if not task.done()]
+        if running:
+            log.error(
+                "background tasks still running %.0f s after they were cancelled: %s",
+                timeout,
+                "; ".join(describe(task) for task in running),
+            )
+        for task in tasks:
+            if task.done() and not task.cancelled():
+                with contextlib.suppress(Exception):
+                    task.result()  # retrieved: no "exception was never retrieved" later
+
+
+def describe(task: asyncio.Task[Any]) -> str:
+    """A task's name and where it waits (outermost frame first), for a log line."""
+    frames = [
+        f"{frame.f_code.co_filename.rsplit('/', 2)[-1]}:{frame.f_lineno} {frame.f_code.co_name}"
+        for frame in task.get_stack()
+    ]
+    return f"{task.get_name()} at {' > '.join(frames) or 'no frame'}"

@@ -21,6 +21,7 @@ whichever role built them.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable
 from dataclasses import dataclass
@@ -70,6 +71,8 @@ from app.wiring import (
 
 log = logging.getLogger(__name__)
 
+STOP_STEP_SECONDS = 5.0  # see ``Service.stop``
+
 
 @dataclass(slots=True, kw_only=True)
 class Service:
@@ -107,23 +110,37 @@ class Service:
         log.info("service started", extra={"environment": settings.environment.value})
 
     async def stop(self) -> None:
+        """Each step gets ``STOP_STEP_SECONDS``: one that takes longer (a peer that does not
+        answer, a task that does not end) is logged and left, and the rest still runs, so a
+        shutdown ends within its grace period. Nothing acknowledged depends on it: what a
+        client was answered is committed already."""
         try:
             log.info("service stopping")
             self.kite.orders.stop()
-            if self.local_books is not None:
-                await self.local_books.journal.flush()
-            await self.ticker.stop()
-            await self.state["background"].stop()
+            books = self.local_books
+            if books is not None and not await books.journal.flush(STOP_STEP_SECONDS):
+                log.error("service stop: the journal's queue was not committed in time")
+            await _step("ticker", self.ticker.stop())
+            await self.state["background"].stop(STOP_STEP_SECONDS)
             if self.claim is not None:
-                await self.claim.release()
-            await self.state["redis"].close()
-            await self.state["database"].dispose()
+                await _step("journal claim", self.claim.release())
+            await _step("redis", self.state["redis"].close())
+            await _step("database", self.state["database"].dispose())
             log.info("service stopped")
         finally:
             if self.gc_timer is not None:
                 collector.release(self.gc_timer)
             if self.file_claim is not None:
                 self.file_claim.release()
+
+
+async def _step(name: str, step: Awaitable[None]) -> None:
+    """One step of ``Service.stop``, cancelled after ``STOP_STEP_SECONDS``."""
+    try:
+        async with asyncio.timeout(STOP_STEP_SECONDS):
+            await step
+    except TimeoutError:
+        log.error("service stop: %s took over %.0f s; going on", name, STOP_STEP_SECONDS)
 
 
 class Builder(Protocol):

@@ -277,11 +277,14 @@ class JournalWriter:
         ):
             waiter.set_result(None)
 
-    async def flush(self) -> None:
-        """Wait until everything queued so far is committed (or failed)."""
+    async def flush(self, timeout: float | None = None) -> bool:
+        """Wait until everything queued so far is committed (or failed), at most ``timeout``
+        seconds; whether it was. The requests waiting for those units are left alone."""
         pending = [unit.future for unit in self._queue if unit.future is not None]
-        if pending:
-            await asyncio.gather(*pending, return_exceptions=True)
+        if not pending:
+            return True
+        _done, waiting = await asyncio.wait(pending, timeout=timeout)
+        return not waiting
 
     async def _commit(self, group: list[JournalUnit]) -> None:
         started = time.perf_counter()

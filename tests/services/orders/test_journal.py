@@ -215,6 +215,33 @@ async def loop_turns(n: int) -> None:
         await asyncio.sleep(0)
 
 
+class TestFlush:
+    async def test_flush_waits_for_what_is_queued_and_no_longer_than_its_timeout(
+        self, tmp_path: Path
+    ) -> None:
+        """The shutdown's flush (``Service.stop``): bounded, and the requests waiting for
+        the units it gave up on are left waiting, not cancelled."""
+        database = Database.create(None, data_dir=tmp_path)
+        await migrate(database)
+        journal = JournalWriter(database=database, metrics=Metrics())
+        try:
+            assert await journal.flush(0.01)  # nothing queued
+            future = journal.enqueue(JournalUnit())  # no writer runs yet: it waits
+            assert not await journal.flush(0.05)
+            assert not future.done()
+            task = asyncio.create_task(journal.run())
+            try:
+                assert await journal.flush(10)
+                assert future.done()
+                assert future.exception() is None
+            finally:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        finally:
+            await database.dispose()
+
+
 class TestGroupCommit:
     async def test_idle_seconds_count_from_the_last_commit(
         self, writer: tuple[JournalWriter, list[int]]
