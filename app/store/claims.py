@@ -131,7 +131,8 @@ class PostgresClaim:
         if self._conn is None or not self.held:
             return False
         try:
-            await asyncio.wait_for(self._conn.execute(text("SELECT 1")), timeout)
+            async with asyncio.timeout(timeout):
+                await self._conn.execute(text("SELECT 1"))
         except Exception:
             return False
         return True

@@ -101,11 +101,8 @@ class Database:
         return self.timescaledb
 
     async def ping(self, timeout: float) -> None:
-        async def _ping() -> None:
-            async with self.engine.connect() as conn:
-                await conn.execute(text("SELECT 1"))
-
-        await asyncio.wait_for(_ping(), timeout)
+        async with asyncio.timeout(timeout), self.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
 
     async def dispose(self) -> None:
         await self.engine.dispose()

@@ -59,7 +59,8 @@ class RedisStore:
         return cls(client, prefix=prefix, embedded=server)
 
     async def ping(self, timeout: float) -> None:
-        await asyncio.wait_for(self.client.ping(), timeout)
+        async with asyncio.timeout(timeout):
+            await self.client.ping()
 
     async def close(self) -> None:
         await self.client.aclose()

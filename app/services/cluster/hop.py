@@ -104,7 +104,8 @@ class StreamHop:
     ) -> dict[str, Any] | None:
         """The reply, or None once the timeout has passed."""
         try:
-            return await asyncio.wait_for(future, self._timeout)
+            async with asyncio.timeout(self._timeout):
+                return await future
         except TimeoutError:
             self._replies.forget(command_id)
             return None

@@ -153,8 +153,10 @@ class SocketAdapter:
             return
         with contextlib.suppress(Exception):
             if last is not None:
-                await asyncio.wait_for(socket.send(last), CLOSE_TIMEOUT)
-            await asyncio.wait_for(socket.close(code, reason), CLOSE_TIMEOUT)
+                async with asyncio.timeout(CLOSE_TIMEOUT):
+                    await socket.send(last)
+            async with asyncio.timeout(CLOSE_TIMEOUT):
+                await socket.close(code, reason)
 
     async def subscribe(
         self,

@@ -129,9 +129,8 @@ class Fanout:
         if not tokens:
             return {}
         try:
-            values = await asyncio.wait_for(
-                self._redis.client.hmget(self.last_key, [str(t) for t in tokens]), timeout
-            )
+            async with asyncio.timeout(timeout):
+                values = await self._redis.client.hmget(self.last_key, [str(t) for t in tokens])
         except FAILURES as exc:
             self._failed("snapshot", exc)
             return {}
@@ -164,7 +163,8 @@ class Fanout:
             finally:
                 self.listening = False
                 with contextlib.suppress(Exception):
-                    await asyncio.wait_for(pubsub.aclose(), 1.0)  # type: ignore[no-untyped-call, unused-ignore]
+                    async with asyncio.timeout(1.0):
+                        await pubsub.aclose()  # type: ignore[no-untyped-call, unused-ignore]
             await asyncio.sleep(RETRY_SECONDS)
 
     def dispatch(self, data: bytes | str) -> None:

@@ -110,8 +110,9 @@ class ReplicaRegistry:
                 self._changed = self._changed or announce
                 self._failed(exc)
             interval = self._ttl / 3 if self.ok else min(1.0, self._ttl / 3)
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), interval)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(interval):
+                    await self._wake.wait()
                 await asyncio.sleep(DEBOUNCE_SECONDS)  # a burst of (un)subscribes: one write
             self._wake.clear()
 
@@ -164,7 +165,8 @@ class ReplicaRegistry:
             pipe = self._redis.client.pipeline(transaction=False)
             pipe.delete(self._entry_key(self.replica))
             pipe.srem(self._set_key, self.replica)
-            await asyncio.wait_for(pipe.execute(), 2.0)
+            async with asyncio.timeout(2.0):
+                await pipe.execute()
 
     def _failed(self, exc: BaseException) -> None:
         self._metrics.ticker_fanout_errors.labels(operation="registry").inc()

@@ -208,7 +208,8 @@ class TickerService:
         if self._registry_task is not None:  # first, so that it cannot register again
             self._registry_task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
-                await asyncio.wait_for(self._registry_task, 2.0)
+                async with asyncio.timeout(2.0):
+                    await self._registry_task
         await self.replicas.deregister()
 
     async def serve(self, socket: Socket, kind: str) -> None:

@@ -134,7 +134,8 @@ class Sessions:
     async def _first_message(self, socket: Socket) -> Request:
         timeout = self._limits.auth_timeout
         try:
-            raw = await asyncio.wait_for(socket.receive(), timeout)
+            async with asyncio.timeout(timeout):
+                raw = await socket.receive()
         except TimeoutError:
             raise ClientError(
                 "AUTH_TIMEOUT", f"send the X-API-Key header or an auth message within {timeout:g} s"
