@@ -6,10 +6,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 from collections.abc import Coroutine
 from typing import Any
 
 log = logging.getLogger(__name__)
+
+_RECANCEL_SECONDS = 1.0  # see ``BackgroundTasks.stop``
 
 
 class BackgroundTasks:
@@ -28,20 +31,22 @@ class BackgroundTasks:
             log.error("background task %s died", task.get_name(), exc_info=task.exception())
 
     async def stop(self, timeout: float | None = None) -> None:
-        """Cancel every task and await them, in reverse order of start. ``timeout``: the
-        seconds all of them get together; a task still running then (one that waits on
-        something uncancellable, or catches its cancellation) is logged with where it
-        waits, and left: a shutdown must end."""
+        """Cancel every task and await them, in reverse order of start. A task still running
+        a second after its cancellation (one that lost it: caught, or taken by Python 3.11's
+        ``asyncio.wait_for`` as the awaited call completed) is cancelled again. ``timeout``:
+        the seconds all of them get together; a task still running then (one that waits on
+        something uncancellable) is logged with where it waits, and left: a shutdown must
+        end."""
         tasks, self._tasks = self._tasks[::-1], []
         for task in tasks:
             task.cancel()
         loop = asyncio.get_running_loop()
-        deadline = None if timeout is None else loop.time() + timeout
+        deadline = math.inf if timeout is None else loop.time() + timeout
         for task in tasks:
-            left = None if deadline is None else max(0.0, deadline - loop.time())
-            await asyncio.wait([task], timeout=left)
-            if not task.done():
-                break
+            while not task.done() and (left := deadline - loop.time()) > 0:
+                await asyncio.wait([task], timeout=min(_RECANCEL_SECONDS, left))
+                if not task.done():
+                    task.cancel()
         running = [task for task in tasks if not task.done()]
         if running:
             log.error(
