@@ -71,7 +71,15 @@ from app.wiring import (
 
 log = logging.getLogger(__name__)
 
-STOP_STEP_SECONDS = 5.0  # see ``Service.stop``
+# Each step of ``Service.stop`` and its bound, in seconds: 10 in all.
+STOP_SECONDS = {
+    "journal": 2.0,  # the queue's last commits
+    "ticker": 1.5,  # leaving the replicas' registry (Redis)
+    "background": 3.0,  # cancelled tasks' own clean-up, e.g. the webhook leases given back
+    "claim": 1.0,
+    "redis": 1.0,
+    "database": 1.5,
+}
 
 
 @dataclass(slots=True, kw_only=True)
@@ -110,20 +118,21 @@ class Service:
         log.info("service started", extra={"environment": settings.environment.value})
 
     async def stop(self) -> None:
-        """Each step gets ``STOP_STEP_SECONDS``: one that takes longer (a peer that does not
-        answer, a task that does not end) is logged and left, and the rest still runs, so a
-        shutdown ends within its grace period. Nothing acknowledged depends on it: what a
-        client was answered is committed already."""
+        """Each step has its bound (``STOP_SECONDS``): one that takes longer (a peer that
+        does not answer, a task that does not end) is logged and left, and the rest still
+        runs, so a stop ends within 10 s (Kubernetes' 30 s grace period less the ``preStop``
+        pause and uvicorn's drain). Nothing acknowledged depends on it: what a client was
+        answered is committed already."""
         try:
             log.info("service stopping")
             self.kite.orders.stop()
             books = self.local_books
-            if books is not None and not await books.journal.flush(STOP_STEP_SECONDS):
+            if books is not None and not await books.journal.flush(STOP_SECONDS["journal"]):
                 log.error("service stop: the journal's queue was not committed in time")
             await _step("ticker", self.ticker.stop())
-            await self.state["background"].stop(STOP_STEP_SECONDS)
+            await self.state["background"].stop(STOP_SECONDS["background"])
             if self.claim is not None:
-                await _step("journal claim", self.claim.release())
+                await _step("claim", self.claim.release())
             await _step("redis", self.state["redis"].close())
             await _step("database", self.state["database"].dispose())
             log.info("service stopped")
@@ -135,12 +144,16 @@ class Service:
 
 
 async def _step(name: str, step: Awaitable[None]) -> None:
-    """One step of ``Service.stop``, cancelled after ``STOP_STEP_SECONDS``."""
+    """One step of ``Service.stop``, cancelled after its ``STOP_SECONDS``; one that fails
+    is logged, and the stop goes on."""
+    seconds = STOP_SECONDS[name]
     try:
-        async with asyncio.timeout(STOP_STEP_SECONDS):
+        async with asyncio.timeout(seconds):
             await step
     except TimeoutError:
-        log.error("service stop: %s took over %.0f s; going on", name, STOP_STEP_SECONDS)
+        log.error("service stop: %s took over %.0f s; going on", name, seconds)
+    except Exception:
+        log.exception("service stop: %s failed; going on", name)
 
 
 class Builder(Protocol):

@@ -138,19 +138,29 @@ class PostgresClaim:
         return True
 
     async def release(self) -> None:
-        if self._conn is not None and self.held:
-            # If the session is gone, so is the lock.
-            with contextlib.suppress(Exception):
-                await self._conn.execute(
-                    text("SELECT pg_advisory_unlock(:key)"), {"key": JOURNAL_LOCK_KEY}
-                )
-        self.held = False
-        await self._drop()
+        unlocked = not self.held
+        try:
+            if self._conn is not None and self.held:
+                # If the session is gone, so is the lock.
+                with contextlib.suppress(Exception):
+                    await self._conn.execute(
+                        text("SELECT pg_advisory_unlock(:key)"), {"key": JOURNAL_LOCK_KEY}
+                    )
+                    unlocked = True
+        finally:  # also when cancelled (a stop's bound): the session must not keep the lock
+            self.held = False
+            await self._drop(close_session=not unlocked)
 
-    async def _drop(self) -> None:
+    async def _drop(self, *, close_session: bool = False) -> None:
+        """Give the connection back to the pool; ``close_session``: close it instead (its
+        session may still hold the lock)."""
         conn, self._conn = self._conn, None
-        if conn is not None:
-            try:
-                await conn.close()
-            except Exception:  # a broken connection: nothing to give back
-                await conn.invalidate()
+        if conn is None:
+            return
+        if close_session:
+            await conn.invalidate()
+            return
+        try:
+            await conn.close()
+        except Exception:  # a broken connection: nothing to give back
+            await conn.invalidate()

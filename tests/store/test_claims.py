@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 from pathlib import Path
 
@@ -66,6 +68,27 @@ class TestPostgresClaim:
             assert not await first.try_acquire()
         finally:
             await first.release()
+            await second.release()
+            await first_db.dispose()
+            await second_db.dispose()
+
+    async def test_a_release_cut_short_still_ends_the_session_holding_the_lock(
+        self, pg_url: str
+    ) -> None:
+        """The service's stop bounds the release: cancelled before the unlock answered, the
+        connection is closed rather than pooled, with the lock in its session."""
+        first_db, second_db = Database.create(pg_url), Database.create(pg_url)
+        first, second = PostgresClaim(first_db), PostgresClaim(second_db)
+        try:
+            assert await first.try_acquire()
+            release = asyncio.create_task(first.release())
+            await asyncio.sleep(0)  # the unlock is on its way
+            release.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await release
+            assert not first.held
+            assert await second.try_acquire()  # the pool kept no session with the lock
+        finally:
             await second.release()
             await first_db.dispose()
             await second_db.dispose()

@@ -107,7 +107,7 @@ class JournalWriter:
         self._split = False  # the next group takes half of the last (``_should_split``)
         self._first_cpu = 0.0  # the loop thread's CPU time at the queue's first unit
         self._last_end = -math.inf  # when the last group's commit ended (perf_counter)
-        self._committing = False  # a group's commit is in flight
+        self._committing: list[JournalUnit] = []  # the group whose commit is in flight
         self._queue: list[JournalUnit] = []
         self._wakeup = asyncio.Event()
         self._filling: asyncio.Future[None] | None = None  # ``_fill`` waiting for units
@@ -203,11 +203,11 @@ class JournalWriter:
                     # With units left for the next group the loop idles through this commit
                     # whatever the grouping: that says nothing about splitting.
                     whole = not self._queue
-                    self._committing = True
+                    self._committing = group
                     try:
                         await self._commit(group)
                     finally:
-                        self._committing = False
+                        self._committing = []
                     self._last_end = time.perf_counter()
                     busy = time.thread_time() - cpu
                     self._split = whole and self._should_split(
@@ -278,9 +278,11 @@ class JournalWriter:
             waiter.set_result(None)
 
     async def flush(self, timeout: float | None = None) -> bool:
-        """Wait until everything queued so far is committed (or failed), at most ``timeout``
-        seconds; whether it was. The requests waiting for those units are left alone."""
-        pending = [unit.future for unit in self._queue if unit.future is not None]
+        """Wait until everything queued so far, and the group committing, is committed (or
+        failed), at most ``timeout`` seconds; whether it was. The requests waiting for those
+        units are left alone."""
+        futures = [unit.future for unit in self._committing + self._queue]
+        pending = [future for future in futures if future is not None and not future.done()]
         if not pending:
             return True
         _done, waiting = await asyncio.wait(pending, timeout=timeout)

@@ -12,7 +12,6 @@ instruments are published, and a replica never lets a remote tick overwrite fres
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import secrets
@@ -207,9 +206,8 @@ class TickerService:
         self.status.running = False
         if self._registry_task is not None:  # first, so that it cannot register again
             self._registry_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                async with asyncio.timeout(2.0):
-                    await self._registry_task
+            # Bounded, without taking the caller's own cancellation or the task's outcome.
+            await asyncio.wait([self._registry_task], timeout=1.0)
         await self.replicas.deregister()
 
     async def serve(self, socket: Socket, kind: str) -> None:

@@ -241,6 +241,25 @@ class TestFlush:
         finally:
             await database.dispose()
 
+    async def test_flush_waits_for_the_group_committing(self, tmp_path: Path) -> None:
+        database = Database.create(None, data_dir=tmp_path)
+        await migrate(database)
+        journal = JournalWriter(database=database, metrics=Metrics())
+        task = asyncio.create_task(journal.run())
+        try:
+            row = BatchRow("b1", "default", 1, None, None, 1, 0, "{}")
+            future = journal.enqueue(JournalUnit(batch=row))  # a real write to commit
+            while journal.backlog:  # taken into a group: committing (SQLite: in its thread)
+                await asyncio.sleep(0)
+            assert not future.done()
+            assert await journal.flush(10)
+            assert future.done()
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            await database.dispose()
+
 
 class TestGroupCommit:
     async def test_idle_seconds_count_from_the_last_commit(
