@@ -27,7 +27,7 @@ class BackgroundTasks:
         if not task.cancelled() and task.exception() is not None:
             log.error("background task %s died", task.get_name(), exc_info=task.exception())
 
-    async def stop(self, timeout: float | None = None) -> None:
+    async def stop(self, timeout: float) -> None:
         """Cancel every task and await them. ``timeout``: the seconds they get together.
         Tasks still running at half of it are named in a warning and cancelled again (one
         may have lost its cancellation: caught, or taken by Python 3.11's
@@ -35,30 +35,27 @@ class BackgroundTasks:
         still running at the end (one that waits on something uncancellable) are named in an
         error, with where they wait, and left: a shutdown must end."""
         tasks, self._tasks = self._tasks[::-1], []
-        for task in tasks:
-            task.cancel()
         if not tasks:
             return
-        if timeout is None:
-            await asyncio.wait(tasks)
-        else:
-            _done, running = await asyncio.wait(tasks, timeout=timeout / 2)
-            if running:
-                log.warning(
-                    "background tasks still running %.1f s after they were cancelled, "
-                    "cancelled again: %s",
-                    timeout / 2,
-                    "; ".join(describe(task) for task in running),
-                )
-                for task in running:
-                    task.cancel()
-                _done, running = await asyncio.wait(running, timeout=timeout / 2)
-            if running:
-                log.error(
-                    "background tasks still running %.0f s after they were cancelled, left: %s",
-                    timeout,
-                    "; ".join(describe(task) for task in running),
-                )
+        for task in tasks:
+            task.cancel()
+        _done, running = await asyncio.wait(tasks, timeout=timeout / 2)
+        if running:
+            log.warning(
+                "background tasks still running %.1f s after they were cancelled, "
+                "cancelled again: %s",
+                timeout / 2,
+                "; ".join(describe(task) for task in running),
+            )
+            for task in running:
+                task.cancel()
+            _done, running = await asyncio.wait(running, timeout=timeout / 2)
+        if running:
+            log.error(
+                "background tasks still running %.0f s after they were cancelled, left: %s",
+                timeout,
+                "; ".join(describe(task) for task in running),
+            )
         for task in tasks:
             if task.done() and not task.cancelled():
                 with contextlib.suppress(Exception):
