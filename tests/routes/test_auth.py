@@ -186,7 +186,8 @@ class TestRateLimits:
         write_key(
             tokens_dir, "reader.json", account="r", scopes=["read"], key="reader-key-0123456789"
         )
-        settings = make_settings(auth={"rate_limit": 50, "rate_limit_burst": 10})
+        # One token a second: a slow machine cannot refill one between these requests.
+        settings = make_settings(auth={"rate_limit": 1, "rate_limit_burst": 10})
         async with running_with_probe(settings) as (_app, client):
             admin = {"X-API-Key": ALL_KEY}
             ok = await client.get("/probe/read/1", headers=admin)
@@ -198,12 +199,12 @@ class TestRateLimits:
             unauthenticated = await client.get("/probe/read/1")
         assert ok.status_code == 200
         assert ok.json() == {"account": "default", "instrument_token": 1}
-        assert ok.headers["ratelimit-policy"] == '"default";q=10;w=1'
+        assert ok.headers["ratelimit-policy"] == '"default";q=10;w=10'
         assert ok.headers["ratelimit"] == '"default";r=9;t=1'
         assert returned.status_code == 201
-        assert returned.headers["ratelimit"] == '"default";r=8;t=1'
+        assert returned.headers["ratelimit"] == '"default";r=8;t=2'
         assert not_found.status_code == 404
-        assert not_found.headers["ratelimit"] == '"default";r=7;t=1'
+        assert not_found.headers["ratelimit"] == '"default";r=7;t=3'
         assert forbidden.status_code == 403
         assert forbidden.headers["ratelimit"] == '"default";r=9;t=1'  # the reader's own bucket
         assert unauthenticated.status_code == 401
