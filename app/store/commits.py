@@ -22,6 +22,13 @@ that failed. Large groups put their new rows in with COPY first, inside ``BEGIN`
 psycopg, with nothing in flight. On SQLite the statements run in one call on the
 connection's own thread: one transaction, ``executemany``, no ORM.
 
+A group still the oldest in flight after ``watch_seconds`` is looked at by a watchdog as
+well: its socket read again and our reader put back. A wake-up the event loop never
+delivers (a registration lost to a reused socket number, a socket libpq closed inside a
+call that reported no error) would otherwise leave the group, and every request waiting for
+it, unanswered for ever, and a stop or a claim's take-over waiting behind them; the watchdog
+turns it into the group's answer or its connection's failure, within a second or two.
+
 A check that must hold for the commit to happen (a fence) cannot be read back before the
 commit, so ``require_one`` makes the statement fail the transaction itself when it does not
 change exactly one row; the failure surfaces as the caller's exception. After any failure
@@ -33,6 +40,7 @@ database restart between commits costs no order.
 from __future__ import annotations
 
 import asyncio
+import logging
 import select
 import sqlite3
 from collections import deque
@@ -47,6 +55,8 @@ import psycopg.errors
 from psycopg import pq
 
 from app.store.database import Database
+
+log = logging.getLogger(__name__)
 
 APPLICATION_NAME = "ticker-journal"
 ONE, MANY = -1, -2
@@ -124,10 +134,15 @@ class JournalConnection:
     flight (libpq's pipeline mode, each group its own implicit transaction, chained: see
     ``JournalTransaction.statement``), their results read in order by one socket reader."""
 
-    def __init__(self, database: Database, *, connect_timeout: float = 5.0) -> None:
+    def __init__(
+        self, database: Database, *, connect_timeout: float = 5.0, watch_seconds: float = 1.0
+    ) -> None:
         self.postgres = database.is_postgres
         self._url = database.engine.url
         self._connect_timeout = connect_timeout
+        self._watch_seconds = watch_seconds
+        self._watchdog: asyncio.TimerHandle | None = None
+        self.watchdog_reads = 0  # groups settled by the watchdog, not the reader (tests)
         self._pg: psycopg.AsyncConnection[Any] | None = None
         self._sqlite: sqlite3.Connection | None = None
         self.connects = 0  # connections opened (tests, health)
@@ -248,8 +263,35 @@ class JournalConnection:
     def _enter_pipeline(self, conn: psycopg.AsyncConnection[Any]) -> None:
         conn.pgconn.enter_pipeline_mode()
         self._fd = conn.pgconn.socket
-        asyncio.get_running_loop().add_reader(self._fd, self._readable)
+        loop = asyncio.get_running_loop()
+        loop.add_reader(self._fd, self._readable)
         self._piped = True
+        self._watchdog = loop.call_later(self._watch_seconds, self._watch, None)
+
+    def _watch(self, oldest: _Sent | None) -> None:
+        """The watchdog (see the module header), every ``watch_seconds`` while in pipeline
+        mode: a group that was the oldest in flight at the last look and still is gets its
+        socket read here (the reader put back first: ``add_reader`` replaces, so a reader
+        that is still there is not doubled). Nothing on the order path pays for it."""
+        self._watchdog = None
+        if not self._piped:
+            return
+        in_flight = self._in_flight
+        if in_flight and in_flight[0] is oldest:
+            asyncio.get_running_loop().add_reader(self._fd, self._readable)
+            self._readable()
+            if not self._in_flight or self._in_flight[0] is not oldest:
+                self.watchdog_reads += 1
+                log.warning(
+                    "journal: a group unanswered for over %ss was settled by the watchdog, "
+                    "not by the socket's reader",
+                    self._watch_seconds,
+                )
+        if self._piped:
+            current = self._in_flight[0] if self._in_flight else None
+            self._watchdog = asyncio.get_running_loop().call_later(
+                self._watch_seconds, self._watch, current
+            )
 
     def _leave_pipeline(self) -> None:
         """Back to psycopg's own use of the connection (its cursor waits on the socket)."""
@@ -268,6 +310,9 @@ class JournalConnection:
             loop = asyncio.get_running_loop()
             loop.remove_reader(self._fd)
             loop.remove_writer(self._fd)
+            if self._watchdog is not None:
+                self._watchdog.cancel()
+                self._watchdog = None
 
     def _readable(self) -> None:
         """The socket reader: each group's results, in order; its future settled at its sync

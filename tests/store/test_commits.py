@@ -128,17 +128,32 @@ async def database(backend_settings: Settings) -> AsyncIterator[Database]:
         await database.dispose()
 
 
-@pytest.fixture
-async def pg_journal(pg_url: str) -> AsyncIterator[tuple[Database, JournalConnection]]:
+@asynccontextmanager
+async def journal_on(
+    pg_url: str, **options: Any
+) -> AsyncIterator[tuple[Database, JournalConnection]]:
     """PostgreSQL's journal tables and a journal connection to them."""
     database = Database.create(pg_url)
     await migrate(database)
-    connection = JournalConnection(database)
+    connection = JournalConnection(database, **options)
     try:
         yield database, connection
     finally:
         await connection.close()
         await database.dispose()
+
+
+@pytest.fixture
+async def pg_journal(pg_url: str) -> AsyncIterator[tuple[Database, JournalConnection]]:
+    async with journal_on(pg_url) as journal:
+        yield journal
+
+
+@pytest.fixture
+async def watched_journal(pg_url: str) -> AsyncIterator[tuple[Database, JournalConnection]]:
+    """As ``pg_journal``, its watchdog looking every 0.2 s."""
+    async with journal_on(pg_url, watch_seconds=0.2) as journal:
+        yield journal
 
 
 class TestRoundTrips:
@@ -366,6 +381,62 @@ class TestPipeline:
         queue_rows(tx, order_rows=[], trade_rows=[], batch_rows=[big])
         await connection.commit(tx)
         assert await count(database, batches) == 2
+
+
+class TestWatchdog:
+    """A wake-up the loop never delivers must not leave a group (and its requests) waiting."""
+
+    @staticmethod
+    def lose_the_reader(connection: JournalConnection) -> None:
+        """What a registration lost to a reused socket number looks like: no reader."""
+        pg = connection._pg
+        assert pg is not None
+        asyncio.get_running_loop().remove_reader(pg.pgconn.socket)
+
+    async def test_an_answer_no_reader_saw_is_read_by_the_watchdog(
+        self, watched_journal: tuple[Database, JournalConnection]
+    ) -> None:
+        database, connection = watched_journal
+        tx = connection.transaction()
+        group(tx, 10)
+        sent = await connection.send(tx)
+        self.lose_the_reader(connection)
+        await asyncio.wait_for(sent, 5)
+        assert connection.watchdog_reads == 1
+        assert await count(database, orders) == 2
+        tx = connection.transaction()
+        group(tx, 20)
+        await asyncio.wait_for(connection.commit(tx), 5)  # the reader is back
+        assert connection.watchdog_reads == 1
+        assert await count(database, orders) == 4
+
+    async def test_a_session_ended_under_a_lost_reader_fails_its_group_then_reconnects(
+        self, watched_journal: tuple[Database, JournalConnection], pg_url: str
+    ) -> None:
+        database, connection = watched_journal
+        tx = connection.transaction()
+        group(tx, 10)
+        await connection.commit(tx)
+        tx = connection.transaction()
+        # Still running when its session ends (a CTE that changes nothing would not run)
+        tx.execute("UPDATE batches SET accepted = accepted WHERE pg_sleep(%s) IS NOT NULL", [2])
+        group(tx, 20)
+        sent = await connection.send(tx)
+        self.lose_the_reader(connection)
+        with psycopg.connect(pg_url, autocommit=True) as admin:
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND application_name = %s",
+                (APPLICATION_NAME,),
+            )
+        with pytest.raises(psycopg.OperationalError):
+            await asyncio.wait_for(sent, 5)
+        assert await count(database, orders) == 2  # nothing of the group
+        tx = connection.transaction()
+        group(tx, 30)
+        await asyncio.wait_for(connection.commit(tx), 5)
+        assert connection.connects == 2
+        assert await count(database, orders) == 4
 
 
 class TestStatement:

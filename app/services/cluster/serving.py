@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import signal
@@ -49,8 +50,9 @@ async def hold_journal_claim(
     log.warning("another process holds the journal; %s", claim.waiting_for())
 
     async def standby() -> None:
-        await claim.wait()
-        await serve_books(orders, background)
+        await _take_back(claim, orders)
+        orders.journal.resume()
+        background.start("journal-writer", orders.journal.run())
         log.info("journal claim taken over; books rebuilt, serving orders")
         await _keep_journal(claim, orders)
 
@@ -68,10 +70,24 @@ async def _keep_journal(claim: JournalClaimService, orders: OrderService) -> Non
         # What is still queued was computed on books that may be stale: it fails on the
         # fence now, rather than commit under the token taken next.
         await orders.journal.flush()
-        await claim.wait()
-        await orders.start()
+        await _take_back(claim, orders)
         orders.journal.resume()
         log.info("journal claim taken again; books rebuilt from the journal")
+
+
+async def _take_back(claim: JournalClaimService, orders: OrderService, retry: float = 1.0) -> None:
+    """Wait for the claim, then rebuild the books; if they cannot be read (the database went
+    away again), let the claim go and start over, rather than end the task that keeps it."""
+    while True:
+        await claim.wait()
+        try:
+            await orders.start()
+        except Exception as exc:
+            log.warning("journal claim taken, but the books could not be read: %s", exc)
+            await claim.release()
+            await asyncio.sleep(retry)
+            continue
+        return
 
 
 async def run_matcher(

@@ -147,6 +147,8 @@ class OrderService:
             try:
                 await self.journal.flush()
                 state = await load_state(self._database, self.shard)
+                if self.positions is not None:  # a failure here is retried as well
+                    await self.positions.load()
             except Exception as exc:  # still down: keep refusing orders, try again
                 if attempts % 20 == 0:  # every ~10 s, not every attempt
                     log.warning(
@@ -158,8 +160,6 @@ class OrderService:
                 await asyncio.sleep(interval)
                 continue
             self._live.install(state)
-            if self.positions is not None:
-                await self.positions.load()
             self.trading_day.reset()
             self.journal.recovered()
             log.info("journal available again; books rebuilt from it")
