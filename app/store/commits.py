@@ -23,7 +23,7 @@ psycopg, with nothing in flight. On SQLite the statements run in one call on the
 connection's own thread: one transaction, ``executemany``, no ORM.
 
 A group still the oldest in flight after ``watch_seconds`` is looked at by a watchdog as
-well: its socket read again and our reader put back. A wake-up the event loop never
+well: its socket read again (then the connection replaced). A wake-up the event loop never
 delivers (a registration lost to a reused socket number, a socket libpq closed inside a
 call that reported no error) would otherwise leave the group, and every request waiting for
 it, unanswered for ever, and a stop or a claim's take-over waiting behind them; the watchdog
@@ -271,22 +271,24 @@ class JournalConnection:
     def _watch(self, oldest: _Sent | None) -> None:
         """The watchdog (see the module header), every ``watch_seconds`` while in pipeline
         mode: a group that was the oldest in flight at the last look and still is gets its
-        socket read here (the reader put back first: ``add_reader`` replaces, so a reader
-        that is still there is not doubled). Nothing on the order path pays for it."""
+        socket read here. If that settles it, the reader missed its wake-up: once nothing is
+        in flight the connection is replaced (the next group opens another, with a new
+        registration), rather than trusted again. Nothing on the order path pays for it."""
         self._watchdog = None
         if not self._piped:
             return
         in_flight = self._in_flight
         if in_flight and in_flight[0] is oldest:
-            asyncio.get_running_loop().add_reader(self._fd, self._readable)
             self._readable()
             if not self._in_flight or self._in_flight[0] is not oldest:
                 self.watchdog_reads += 1
                 log.warning(
                     "journal: a group unanswered for over %ss was settled by the watchdog, "
-                    "not by the socket's reader",
+                    "not by the socket's reader; the connection is replaced",
                     self._watch_seconds,
                 )
+                if self._piped and not self._in_flight:
+                    self._drop(ConnectionError("replaced after a missed wake-up"))
         if self._piped:
             current = self._in_flight[0] if self._in_flight else None
             self._watchdog = asyncio.get_running_loop().call_later(

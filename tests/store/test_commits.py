@@ -406,8 +406,9 @@ class TestWatchdog:
         assert await count(database, orders) == 2
         tx = connection.transaction()
         group(tx, 20)
-        await asyncio.wait_for(connection.commit(tx), 5)  # the reader is back
+        await asyncio.wait_for(connection.commit(tx), 5)  # on a new connection, read as usual
         assert connection.watchdog_reads == 1
+        assert connection.connects == 2
         assert await count(database, orders) == 4
 
     async def test_a_session_ended_under_a_lost_reader_fails_its_group_then_reconnects(
