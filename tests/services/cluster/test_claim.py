@@ -209,11 +209,15 @@ class TestTwoAllProcessesOnOneDatabase:
             assert response.status_code == 503, first.explain(response)
             found = await client.get(second.url + "/orders?client_order_id=late", headers=ADMIN)
             assert all(o["client_order_id"] != "late" for o in found.json()["items"])
-            # The old holder noticed the lost claim: it is now the standby.
+            # The old holder notices the lost claim at its first poll after it resumed (its
+            # late order's failed commit may be answered, and its books rebuilt, a few
+            # milliseconds before that): then it is the standby.
             for _ in range(100):
                 ready = await client.get(first.url + "/health/ready")
-                assert ready.status_code == 503, first.explain(ready)
-                if "held by second" in ready.json()["error"]["checks"]["journal_claim"]:
+                if (
+                    ready.status_code == 503
+                    and "held by second" in (ready.json()["error"]["checks"]["journal_claim"])
+                ):
                     break
                 await asyncio.sleep(0.1)
             else:
