@@ -130,6 +130,17 @@ class TestDatabaseLoss:
                 assert book.status_code == 200  # reads of the book keep working
                 health = (await client.get("/health")).json()
                 assert health["dependencies"]["journal"]["status"] == "unavailable"
+                # The journal's claim notices its ended session at its next poll (each second)
+                # and waits to take the claim back: the journal is ok again only once it has.
+                # Restored before that, the books could be rebuilt first, and the claim's loss
+                # seen after: orders refused again for a moment, after the journal looked ok.
+                for _ in range(50):
+                    ready = await client.get("/health/ready")
+                    if ready.json()["error"]["checks"]["journal_claim"] != "ok":
+                        break
+                    await asyncio.sleep(0.1)
+                else:
+                    raise AssertionError(ready.text)
             finally:
                 with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
                     conn.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')  # type: ignore[arg-type]
