@@ -31,6 +31,11 @@ log = logging.getLogger(__name__)
 
 async def serve_books(orders: OrderService, background: BackgroundTasks) -> None:
     await orders.start()
+    _take_orders(orders, background)
+
+
+def _take_orders(orders: OrderService, background: BackgroundTasks) -> None:
+    """The books are built: the journal takes units again, its writer running."""
     orders.journal.resume()
     background.start("journal-writer", orders.journal.run())
 
@@ -51,8 +56,7 @@ async def hold_journal_claim(
 
     async def standby() -> None:
         await _take_back(claim, orders)
-        orders.journal.resume()
-        background.start("journal-writer", orders.journal.run())
+        _take_orders(orders, background)
         log.info("journal claim taken over; books rebuilt, serving orders")
         await _keep_journal(claim, orders)
 
@@ -82,12 +86,11 @@ async def _take_back(claim: JournalClaimService, orders: OrderService, retry: fl
         await claim.wait()
         try:
             await orders.start()
+            return
         except Exception as exc:
             log.warning("journal claim taken, but the books could not be read: %s", exc)
             await claim.release()
             await asyncio.sleep(retry)
-            continue
-        return
 
 
 async def run_matcher(
