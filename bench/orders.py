@@ -26,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.support import (
     KEYS,
     ROOT,
+    cpu_seconds,
     drop_databases,
     free_port,
     fresh_database,
@@ -114,7 +115,10 @@ def main() -> None:
         service = serve(workdir, port, DATABASE_URL=database_url)
         try:
             wait_ready(f"http://127.0.0.1:{port}/health/ready", service)
+            cpu = cpu_seconds(service.pid)
             result = run_load(port, spec, args.connections, args.seconds)
+            # All the server's threads over the run, warm-up included, per order answered.
+            server_cpu = cpu_seconds(service.pid) - cpu
         finally:
             stop(service)
         echo_port = free_port()
@@ -142,6 +146,9 @@ def main() -> None:
         "p50_ms": round(result["p50_ms"], 2),
         "p99_ms": round(result["p99_ms"], 2),
         "errors": result["errors"],
+        "server_cpu_us_per_order": round(
+            1e6 * server_cpu / max(result.get("responses", result["requests"]) * args.batch, 1), 1
+        ),
         "ceiling_orders_per_s": round(ceiling_orders_per_s),
         "ceiling_p50_ms": round(ceiling["p50_ms"], 2),
         "ceiling_p99_ms": round(ceiling["p99_ms"], 2),
@@ -149,7 +156,8 @@ def main() -> None:
     }
     print(
         f"service: {figures['orders_per_s']} orders/s, p50 {figures['p50_ms']} ms, "
-        f"p99 {figures['p99_ms']} ms; ceiling {figures['ceiling_orders_per_s']} orders/s"
+        f"p99 {figures['p99_ms']} ms, server CPU {figures['server_cpu_us_per_order']} µs/order; "
+        f"ceiling {figures['ceiling_orders_per_s']} orders/s"
     )
     print(json.dumps(figures))
 

@@ -8,6 +8,7 @@ recovery rebuilt from the journal.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable
 
 from app.engine import Command, OrderBook, Sequencer, Trade
@@ -30,7 +31,9 @@ class LiveBooks:
         self.records: dict[int, OrderRecord] = {}  # live orders (and those being finished)
         # The orders that finished last, newest last: a batch that repeats one's
         # client_order_id finds it here even while the journal has not committed it yet.
-        self.finished: dict[int, OrderRecord] = {}
+        # Ordered, so the oldest goes in O(1): a dict's first key, after many deletions at
+        # its front, is found by a scan past their slots (~4 µs an order at 10,000).
+        self.finished: OrderedDict[int, OrderRecord] = OrderedDict()
         self._by_account: dict[str, set[int]] = {}
         self._client_ids: dict[tuple[str, str], int] = {}
         self._last_order_id = 0
@@ -44,7 +47,7 @@ class LiveBooks:
         }
         self.book_seq = dict.fromkeys(self.books, state.last_seq)
         self.records = state.records
-        self.finished = {}
+        self.finished = OrderedDict()
         self._by_account = {}
         for record in state.records.values():
             self._by_account.setdefault(record.account, set()).add(record.order_id)
@@ -125,7 +128,7 @@ class LiveBooks:
                 self.records.pop(record.order_id, None)
                 self.finished[record.order_id] = record
                 if len(self.finished) > FINISHED_KEPT:
-                    del self.finished[next(iter(self.finished))]
+                    self.finished.popitem(last=False)
                 mine = self._by_account.get(record.account)
                 if mine is not None:
                     mine.discard(record.order_id)
