@@ -72,7 +72,8 @@ class JournalTransaction:
     postgres: bool
     # (sql, params, kind): kind is ONE, MANY, or the index of a guard in ``guards``
     statements: list[tuple[str, Any, int]] = field(default_factory=list)
-    copies: list[tuple[str, Iterable[Sequence[Any]]]] = field(default_factory=list)
+    # (sql, rows, types): ``types`` the columns' PostgreSQL types for a binary COPY, or ()
+    copies: list[tuple[str, Iterable[Sequence[Any]], Sequence[str]]] = field(default_factory=list)
     guards: list[tuple[str, Exception]] = field(default_factory=list)
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
@@ -82,9 +83,10 @@ class JournalTransaction:
         if rows:
             self.statements.append((sql, rows, MANY))
 
-    def copy(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
-        """PostgreSQL: ``COPY ... FROM STDIN`` of ``rows``, before the other statements."""
-        self.copies.append((sql, rows))
+    def copy(self, sql: str, rows: Iterable[Sequence[Any]], types: Sequence[str] = ()) -> None:
+        """PostgreSQL: ``COPY ... FROM STDIN`` of ``rows``, before the other statements;
+        ``types``, one per column, for a ``COPY ... (FORMAT BINARY)``."""
+        self.copies.append((sql, rows, types))
 
     def require_one(self, update: str, params: Sequence[Any], error: Exception) -> None:
         """``update`` (an UPDATE without RETURNING) must change exactly one row, or the
@@ -410,8 +412,10 @@ class JournalConnection:
         cursor = psycopg.AsyncRawCursor(conn)
         sql, params = tx.statement()
         await cursor.execute("BEGIN")
-        for copy_sql, rows in tx.copies:
+        for copy_sql, rows, types in tx.copies:
             async with cursor.copy(copy_sql) as copy:
+                if types:
+                    copy.set_types(types)
                 write = copy.write_row
                 for row in rows:
                     await write(row)

@@ -226,14 +226,11 @@ for _row, _table in (
 # in one C call, where array literals per column (``unnest``) cost ~15x the client CPU.
 # Orders changed since an earlier transaction are upserted; new orders and trades are plain
 # INSERTs, so a new row that exists already fails the transaction and nothing is ever
-# silently dropped. From ``COPY_MIN_ROWS`` new rows COPY takes them instead: measured ~3x
+# silently dropped. From ``COPY_MIN_ROWS`` new rows a binary COPY takes them instead: ~3x
 # cheaper per row for PostgreSQL and for us, worth its extra round trips in large groups.
 # SQLite gets the tuples as they are in a positional executemany, which sqlite3 runs in C.
 
 COPY_MIN_ROWS = 256
-_PG_COPY_ORDERS = f"COPY orders ({', '.join(ORDER_COLUMNS)}) FROM STDIN"
-_PG_COPY_TRADES = f"COPY trades ({', '.join(TRADE_COLUMNS)}) FROM STDIN"
-_PG_COPY_HISTORY = f"COPY order_history ({', '.join(HISTORY_COLUMNS)}) FROM STDIN"
 _ORDER_MUTABLE = (
     "price",
     "quantity",
@@ -257,13 +254,29 @@ _PG_TYPES = {
 }
 
 
+def _pg_types(table: Table, columns: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(_PG_TYPES[type(table.c[name].type).__name__] for name in columns)
+
+
+def _pg_copy(table: Table, columns: tuple[str, ...]) -> tuple[str, tuple[str, ...]]:
+    """A binary ``COPY`` of ``columns``, and their types for psycopg: ints go out as their
+    8 bytes rather than as text (in 100-order batches, 52 against 58 µs of the server's CPU
+    an order, alternating, bench/orders.py)."""
+    return (
+        f"COPY {table.name} ({', '.join(columns)}) FROM STDIN (FORMAT BINARY)",
+        _pg_types(table, columns),
+    )
+
+
+_PG_COPY_ORDERS, _PG_ORDER_TYPES = _pg_copy(orders, ORDER_COLUMNS)
+_PG_COPY_TRADES, _PG_TRADE_TYPES = _pg_copy(trades, TRADE_COLUMNS)
+_PG_COPY_HISTORY, _PG_HISTORY_TYPES = _pg_copy(order_history, HISTORY_COLUMNS)
+
+
 def _pg_json_insert(table: Table, columns: tuple[str, ...], suffix: str = "") -> str:
     """The INSERT of a JSON array of row tuples (``columns`` in order), each element cast
     to its column's type (``->>`` gives its text, or NULL for a JSON null)."""
-    values = ", ".join(
-        f"(r->>{n})::{_PG_TYPES[type(table.c[name].type).__name__]}"
-        for n, name in enumerate(columns)
-    )
+    values = ", ".join(f"(r->>{n})::{kind}" for n, kind in enumerate(_pg_types(table, columns)))
     return (
         f"INSERT INTO {table.name} ({', '.join(columns)}) SELECT {values} "
         f"FROM jsonb_array_elements(%s::jsonb) AS r{suffix}"
@@ -333,19 +346,19 @@ def queue_rows(
         if len(changed) < len(order_rows):
             new = [row for row in order_rows if row.order_id in new_order_ids]
             if len(new) >= COPY_MIN_ROWS:
-                tx.copy(_PG_COPY_ORDERS, new)
+                tx.copy(_PG_COPY_ORDERS, new, _PG_ORDER_TYPES)
             else:
                 tx.execute(_PG_INSERT_ORDERS, _pg_json(new))
     if changed:
         tx.execute(_PG_UPSERT_ORDERS, _pg_json(changed))
     if len(trade_rows) >= COPY_MIN_ROWS:
-        tx.copy(_PG_COPY_TRADES, trade_rows)
+        tx.copy(_PG_COPY_TRADES, trade_rows, _PG_TRADE_TYPES)
     elif trade_rows:
         tx.execute(_PG_INSERT_TRADES, _pg_json(trade_rows))
     if batch_rows:
         tx.execute(_PG_INSERT_BATCHES, _pg_json(batch_rows))
     # One more INSERT in the same statement (a CTE): no extra round trip.
     if len(history_rows) >= COPY_MIN_ROWS:
-        tx.copy(_PG_COPY_HISTORY, history_rows)
+        tx.copy(_PG_COPY_HISTORY, history_rows, _PG_HISTORY_TYPES)
     elif history_rows:
         tx.execute(_PG_INSERT_HISTORY, _pg_json(history_rows))
