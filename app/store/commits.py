@@ -72,7 +72,7 @@ class JournalTransaction:
     postgres: bool
     # (sql, params, kind): kind is ONE, MANY, or the index of a guard in ``guards``
     statements: list[tuple[str, Any, int]] = field(default_factory=list)
-    # (sql, rows, types): ``types`` the columns' PostgreSQL types for a binary COPY, or ()
+    # (sql, rows, types): ``types`` the columns' PostgreSQL types, one per column
     copies: list[tuple[str, Iterable[Sequence[Any]], Sequence[str]]] = field(default_factory=list)
     guards: list[tuple[str, Exception]] = field(default_factory=list)
 
@@ -83,9 +83,9 @@ class JournalTransaction:
         if rows:
             self.statements.append((sql, rows, MANY))
 
-    def copy(self, sql: str, rows: Iterable[Sequence[Any]], types: Sequence[str] = ()) -> None:
+    def copy(self, sql: str, rows: Iterable[Sequence[Any]], types: Sequence[str]) -> None:
         """PostgreSQL: ``COPY ... FROM STDIN`` of ``rows``, before the other statements;
-        ``types``, one per column, for a ``COPY ... (FORMAT BINARY)``."""
+        ``types``, one per column, tell psycopg how to write them (a binary COPY needs them)."""
         self.copies.append((sql, rows, types))
 
     def require_one(self, update: str, params: Sequence[Any], error: Exception) -> None:
@@ -414,8 +414,7 @@ class JournalConnection:
         await cursor.execute("BEGIN")
         for copy_sql, rows, types in tx.copies:
             async with cursor.copy(copy_sql) as copy:
-                if types:
-                    copy.set_types(types)
+                copy.set_types(types)
                 write = copy.write_row
                 for row in rows:
                     await write(row)
