@@ -40,21 +40,17 @@ def drop_databases(*names: str) -> None:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def serve(
-    workdir: Path, port: int, *, name: str = "service", **env: str
-) -> subprocess.Popen[bytes]:
-    """``ticker-service serve`` on ``port`` with both bench keys, limits out of the way and
-    ``env`` on top (``DATABASE_URL`` at least); its log is ``workdir/{name}.log``."""
+def service_env(workdir: Path, redis_prefix: str) -> dict[str, str]:
+    """The service's settings for a bench: both bench keys (``desk-b``'s in a key file under
+    ``workdir/tokens``), Redis under ``redis_prefix``, limits out of the way."""
     tokens = workdir / "tokens"
     tokens.mkdir(parents=True, exist_ok=True)
     (tokens / "desk-b.json").write_text(
         json.dumps({"account": "desk-b", "scopes": ["read", "trade"], "key": KEYS["desk-b"]})
     )
-    full = {
-        **{k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG")},
-        "PYTHONPATH": str(ROOT),
+    return {
         "REDIS_URL": REDIS_URL,
-        "REDIS_PREFIX": f"bench:{port}:",
+        "REDIS_PREFIX": redis_prefix,
         "API_KEY": KEYS["default"],
         "TOKENS_DIR": str(tokens),
         "DATA_DIR": str(workdir / "data"),
@@ -63,6 +59,18 @@ def serve(
         "RATE_LIMIT_PER_SECOND": "1000000000",
         "CIRCUIT_BREAKER_PERCENT": "0",
         "RISK_MAX_OPEN_ORDERS": "1000000000",
+    }
+
+
+def serve(
+    workdir: Path, port: int, *, name: str = "service", **env: str
+) -> subprocess.Popen[bytes]:
+    """``ticker-service serve`` on ``port`` with both bench keys, limits out of the way and
+    ``env`` on top (``DATABASE_URL`` at least); its log is ``workdir/{name}.log``."""
+    full = {
+        **{k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG")},
+        "PYTHONPATH": str(ROOT),
+        **service_env(workdir, f"bench:{port}:"),
         **env,
     }
     log = (workdir / f"{name}.log").open("wb")
