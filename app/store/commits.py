@@ -44,7 +44,7 @@ import logging
 import select
 import sqlite3
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -173,11 +173,14 @@ class JournalConnection:
         ``commit`` alone, with nothing in flight."""
         return self.postgres and not tx.copies
 
-    async def commit(self, tx: JournalTransaction) -> None:
+    async def commit(
+        self, tx: JournalTransaction, committed: Callable[[], None] | None = None
+    ) -> None:
         """Run ``tx`` in one transaction; on any error nothing of it is committed, the error
-        (or the failed guard's) is raised, and the connection is dropped."""
+        (or the failed guard's) is raised, and the connection is dropped. ``committed``, if
+        given, is called once it committed, before this returns (see ``send``)."""
         if self.pipelined(tx):
-            await (await self.send(tx))
+            await (await self.send(tx, committed))
             return
         try:
             if self.postgres:
@@ -190,14 +193,24 @@ class JournalConnection:
             if error is not None:
                 raise error from exc
             raise
+        if committed is not None:
+            _tell(committed)
 
-    async def send(self, tx: JournalTransaction) -> asyncio.Future[None]:
+    async def send(
+        self, tx: JournalTransaction, committed: Callable[[], None] | None = None
+    ) -> asyncio.Future[None]:
         """PostgreSQL: send ``tx`` (``pipelined``) behind the groups in flight; the future is
         done when it committed, or failed as ``commit`` fails. A group fails if any group
-        sent before it on the connection failed, so they commit in order or not at all."""
+        sent before it on the connection failed, so they commit in order or not at all.
+        ``committed`` is called by the socket's reader at the group's sync point, before the
+        future is done: whoever it wakes resumes on the loop's next turn, not on the turn
+        after the future's waiter (the journal writer) ran. At one connection that is 3.5%
+        fewer instructions an order (bench/instructions.py), on the way to its answer."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[None] = loop.create_future()
         if not tx.statements:
+            if committed is not None:
+                _tell(committed)
             future.set_result(None)
             return future
         try:
@@ -221,7 +234,7 @@ class JournalConnection:
             else:
                 pg.send_query_prepared(name, values)
             pg.pipeline_sync()
-            self._in_flight.append(_Sent(future, tx))
+            self._in_flight.append(_Sent(future, tx, committed))
             if pg.flush():  # more to send than the socket took: the rest when writable
                 loop.add_writer(self._fd, self._writable)
                 loop.call_soon(self._look)
@@ -345,6 +358,8 @@ class JournalConnection:
                     if sent.error is not None:
                         self._failed(sent, sent.error)
                         return
+                    if sent.committed is not None:
+                        _tell(sent.committed)
                     if not sent.future.done():
                         sent.future.set_result(None)
                 elif status == _FATAL_ERROR and sent.error is None:
@@ -534,12 +549,22 @@ class _Sent:
 
     future: asyncio.Future[None]
     tx: JournalTransaction
+    committed: Callable[[], None] | None = None
     error: Exception | None = None
 
 
 _PIPELINE_SYNC = pq.ExecStatus.PIPELINE_SYNC
 _BAD = pq.ConnStatus.BAD
 _FATAL_ERROR = pq.ExecStatus.FATAL_ERROR
+
+
+def _tell(committed: Callable[[], None]) -> None:
+    """Call a commit's ``committed``; what it raises is logged, never taken for the commit's
+    own failure (the group did commit)."""
+    try:
+        committed()
+    except Exception:
+        log.exception("journal: a committed group's callback failed")
 
 
 def _text(value: Any) -> bytes | None:

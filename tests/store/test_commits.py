@@ -289,6 +289,53 @@ class TestGuards:
             await connection.close()
 
 
+class TestCommitted:
+    """``commit(tx, committed)``: ``committed`` runs once the group committed, before the
+    commit's own waiter resumes (on PostgreSQL from the socket's reader), never for a group
+    that failed; what it raises is logged and the commit still stands."""
+
+    async def test_it_runs_before_the_waiter_resumes_and_only_for_a_commit(
+        self, database: Database
+    ) -> None:
+        connection = JournalConnection(database)
+        seen: list[str] = []
+        try:
+            tx = connection.transaction()
+            group(tx, 10)
+            waiting = asyncio.ensure_future(connection.commit(tx, lambda: seen.append("10")))
+            waiting.add_done_callback(lambda _: seen.append("waiter"))
+            await waiting
+            assert seen == ["10", "waiter"]
+            tx = connection.transaction()
+            group(tx, 20)
+            queue_rows(tx, order_rows=[], trade_rows=[], batch_rows=[batch_row("b10")])
+            with pytest.raises(Exception, match="(?i)unique"):
+                await connection.commit(tx, lambda: seen.append("20"))
+            assert seen == ["10", "waiter"]
+        finally:
+            await connection.close()
+
+    async def test_what_it_raises_is_logged_and_the_group_stays_committed(
+        self, database: Database, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        connection = JournalConnection(database)
+
+        def broken() -> None:
+            raise RuntimeError("a listener's bug")
+
+        try:
+            tx = connection.transaction()
+            group(tx, 10)
+            await connection.commit(tx, broken)
+            tx = connection.transaction()
+            group(tx, 20)
+            await connection.commit(tx)  # the connection is as good as before
+        finally:
+            await connection.close()
+        assert await count(database, orders) == 4
+        assert "a committed group's callback failed" in caplog.text
+
+
 class TestPipeline:
     async def test_groups_sent_behind_each_other_all_commit_on_one_connection(
         self, pg_journal: tuple[Database, JournalConnection]

@@ -18,6 +18,7 @@ they touch a book) until the owner has rebuilt the books from what was committed
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import math
 import time
@@ -291,7 +292,7 @@ class JournalWriter:
     async def _commit(self, group: list[JournalUnit]) -> None:
         started = time.perf_counter()
         try:
-            await self._write(group)
+            await self._write(group, functools.partial(self._committed, group, started))
         except Exception as exc:  # the database failed: nothing of this group is visible
             failed = group + self._queue
             self._queue.clear()
@@ -305,7 +306,12 @@ class JournalWriter:
                 _resolve(unit, JournalUnavailable())
             if self._on_failure is not None:
                 self._on_failure()
-            return
+
+    def _committed(self, group: list[JournalUnit], started: float) -> None:
+        """The group committed: its requests' futures settled, then the listeners told
+        (before any request resumes). Called by the connection as soon as it reads the
+        commit: on PostgreSQL by the socket's reader at the group's sync point, so that the
+        requests resume on the loop's next turn rather than after the writer's own."""
         self._metrics.journal_commit_seconds.observe(time.perf_counter() - started)
         self._metrics.journal_group_size.observe(len(group))
         for unit in group:
@@ -316,7 +322,7 @@ class JournalWriter:
             except Exception:  # a listener's bug must not stop the journal
                 log.exception("journal listener failed")
 
-    async def _write(self, group: list[JournalUnit]) -> None:
+    async def _write(self, group: list[JournalUnit], committed: Callable[[], None]) -> None:
         order_rows: dict[int, OrderRow] = {}
         trade_rows: list[TradeRow] = []
         batch_rows: list[BatchRow] = []
@@ -341,7 +347,7 @@ class JournalWriter:
         )
         for hook in self._hooks:
             hook(tx, group)
-        await self.connection.commit(tx)
+        await self.connection.commit(tx, committed)
 
 
 class Arrival:
