@@ -25,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from app.main import create_app
 from app.services.access.auth import AuthService
 from app.settings import Settings
+from bench.support import asgi_scope
 
 KEY = "bench-http-key-0123456789abcdef"
 BODY = (
@@ -52,31 +53,6 @@ class StubOrders:
         return {**RESULT, "status": "cancelled"}
 
 
-def scope_for(method: str, path: str, state: dict[str, Any]) -> dict[str, Any]:
-    headers = [
-        (b"host", b"127.0.0.1:8000"),
-        (b"x-api-key", KEY.encode()),
-        (b"content-type", b"application/json"),
-    ]
-    if method == "POST":
-        headers.append((b"content-length", str(len(BODY)).encode()))
-    return {
-        "type": "http",
-        "asgi": {"version": "3.0", "spec_version": "2.3"},
-        "http_version": "1.1",
-        "method": method,
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": b"",
-        "root_path": "",
-        "headers": headers,
-        "client": ("127.0.0.1", 50000),
-        "server": ("127.0.0.1", 8000),
-        "state": dict(state),
-    }
-
-
 async def per_request_us(
     app: Any, settings: Settings, method: str, path: str, expect: int, requests: int
 ) -> float:
@@ -96,7 +72,9 @@ async def per_request_us(
     async def rounds(count: int) -> float:
         started = time.process_time()
         for _ in range(count):
-            await app(scope_for(method, path, state), receive, send)
+            length = len(BODY) if method == "POST" else None
+            scope = asgi_scope(method, path, KEY, body_length=length, state=dict(state))
+            await app(scope, receive, send)
         return (time.process_time() - started) / count * 1e6
 
     await rounds(1000)  # warm up: build the middleware stack, fill caches

@@ -37,32 +37,10 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.single import ours_spec, price_stream
-from bench.support import KEYS, drop_databases, fresh_database, service_env
+from bench.support import KEYS, asgi_scope, drop_databases, fresh_database, service_env
 
 DATABASE = "ticker_bench_instructions"
 WARMUP = 300
-
-
-def scope(body: bytes, key: str) -> dict[str, Any]:
-    return {
-        "type": "http",
-        "asgi": {"version": "3.0", "spec_version": "2.3"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": "/orders",
-        "raw_path": b"/orders",
-        "query_string": b"",
-        "root_path": "",
-        "headers": [
-            (b"host", b"127.0.0.1:8000"),
-            (b"x-api-key", key.encode()),
-            (b"content-type", b"application/json"),
-            (b"content-length", str(len(body)).encode()),
-        ],
-        "client": ("127.0.0.1", 50000),
-        "server": ("127.0.0.1", 8000),
-    }
 
 
 async def serve_in_process(orders: int, clients: int) -> dict[str, Any]:
@@ -94,7 +72,8 @@ async def serve_in_process(orders: int, clients: int) -> dict[str, Any]:
                     if message["type"] == "http.response.start":
                         statuses[message["status"]] = statuses.get(message["status"], 0) + 1
 
-                await asgi(scope(body, keys[n % 2]), receive, send)
+                scope = asgi_scope("POST", "/orders", keys[n % 2], body_length=len(body))
+                await asgi(scope, receive, send)
 
             async def run(first: int, count: int) -> None:
                 async def client(k: int) -> None:
