@@ -31,8 +31,10 @@ turns it into the group's answer or its connection's failure, within a second or
 
 A check that must hold for the commit to happen (a fence) cannot be read back before the
 commit, so ``require_one`` makes the statement fail the transaction itself when it does not
-change exactly one row; the failure surfaces as the caller's exception. After any failure
-the connection is closed; the next commit opens a new one. An idle connection that the server
+change exactly one row; the failure surfaces as the caller's exception. A check that holds
+for a session's life is made once, when the session opens (``add_session_hook``: the journal
+claim's writer lock and token). After any failure the connection is closed; the next commit
+opens a new one. An idle connection that the server
 dropped is noticed (its socket turned readable) and replaced before a commit is sent, so a
 database restart between commits costs no order.
 """
@@ -44,7 +46,7 @@ import logging
 import select
 import sqlite3
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -63,6 +65,11 @@ ONE, MANY = -1, -2
 CHAIN_SETTING = "ticker.journal_group"  # the last group committed on this session
 CHAIN_BROKEN = "journal chain: a group sent before this one failed"
 PREPARED_MAX = 128  # statements kept prepared per connection; others are sent unprepared
+
+#: Run on each new PostgreSQL session of the journal, before its first group; what it raises
+#: fails the group that needed the session, and the session is closed (e.g. the journal
+#: claim's writer lock and token: ``app.store.claims.hold_journal_writer``).
+SessionHook = Callable[[psycopg.AsyncConnection[Any]], Awaitable[None]]
 
 
 @dataclass(slots=True)
@@ -154,6 +161,7 @@ class JournalConnection:
         self._fd = -1  # the socket our reader (and writer, when one is needed) watch
         self._prepared: dict[str, bytes] = {}
         self._sent = 0  # groups sent on this connection: the chain's last link
+        self._session_hooks: list[SessionHook] = []
 
     @property
     def backend_pid(self) -> int | None:
@@ -167,6 +175,10 @@ class JournalConnection:
 
     def transaction(self) -> JournalTransaction:
         return JournalTransaction(postgres=self.postgres)
+
+    def add_session_hook(self, hook: SessionHook) -> None:
+        """PostgreSQL: ``hook`` runs on each new session before it carries a group."""
+        self._session_hooks.append(hook)
 
     def pipelined(self, tx: JournalTransaction) -> bool:
         """Whether ``send`` takes ``tx``: PostgreSQL, no COPY. The others go through
@@ -269,6 +281,12 @@ class JournalConnection:
             connect_timeout=max(1, int(self._connect_timeout)),
             application_name=APPLICATION_NAME,
         )
+        try:
+            for hook in self._session_hooks:
+                await hook(conn)
+        except BaseException:
+            await conn.close()
+            raise
         self.connects += 1
         self._pg = conn
         self._prepared.clear()

@@ -1,24 +1,27 @@
 """``ROLE=all`` on PostgreSQL: hold the journal's claim, or wait for it as a standby.
 
 The claim (``app.store.claims``) is an advisory lock held by a session of its own, plus a fence
-token that ``check`` verifies inside every journal transaction (one UPDATE of one row, as the
-matchers do). A standby polls for the lock; once the holder's session ends it takes a new
-token, which makes any late commit of the old holder fail, and then rebuilds the books.
+token. The journal's own session checks the token once, when it starts, under the writer's
+lock it then holds to its end (``writer_session``); each group checks only that the claim is
+still held here (``guard``). A standby polls for the lock; once the holder's session ends it
+takes a new token, ends the old holder's journal session (so no late commit of the old holder
+lands), and then rebuilds the books.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
-
-from sqlalchemy.ext.asyncio import AsyncConnection
+from typing import TYPE_CHECKING, Any
 
 from app.services.orders.journal import JournalUnit
-from app.store.claims import JOURNAL_FENCE, JOURNAL_LOCK_KEY, PostgresClaim
+from app.store.claims import JOURNAL_FENCE, JOURNAL_LOCK_KEY, PostgresClaim, hold_journal_writer
 from app.store.commits import JournalTransaction
 from app.store.database import Database
-from app.store.fences import StaleFence, check_fence, fence_holder, guard_fence, take_fence
+from app.store.fences import StaleFence, fence_holder, take_fence
+
+if TYPE_CHECKING:
+    import psycopg
 
 log = logging.getLogger(__name__)
 
@@ -46,24 +49,34 @@ class JournalClaimService:
         url = self._database.engine.url
         return f"the journal in PostgreSQL database {url.database!r} on {url.host}"
 
-    async def check(self, conn: AsyncConnection, _units: list[JournalUnit]) -> None:
-        """Journal transaction hook: commit only with the current token."""
+    def _held_token(self) -> int:
         if self.token is None or self.status != "held":
             raise StaleFence("this process does not hold the journal claim")
-        await check_fence(conn, JOURNAL_FENCE, self.token)
+        return self.token
 
-    def guard(self, tx: JournalTransaction, _units: list[JournalUnit]) -> None:
-        """Journal transaction hook: ``check`` within the group's own statements."""
-        if self.token is None or self.status != "held":
-            raise StaleFence("this process does not hold the journal claim")
-        guard_fence(tx, JOURNAL_FENCE, self.token)
+    def guard(self, _tx: JournalTransaction, _units: list[JournalUnit]) -> None:
+        """Journal transaction hook: no group goes out once the claim is known lost (the
+        database's side of the check is the session's: ``writer_session``)."""
+        self._held_token()
+
+    async def writer_session(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        """Journal session hook: a new session writes only under the writer's lock, and only
+        while the token is still ours."""
+        await hold_journal_writer(conn, self._held_token(), self._check_timeout)
 
     async def try_take(self) -> bool:
         if not await self._lock.try_acquire():
             return False
-        # Bumped only after the lock is ours, and before the books are read: a commit of the
-        # previous holder is either in what we read, or fails on the new token.
-        self.token = await take_fence(self._database, JOURNAL_FENCE, self.holder)
+        try:
+            # Bumped only after the lock is ours; then the sessions that wrote under the old
+            # token are ended, before the books are read: a commit of the previous holder is
+            # either in what we read, or never happens (app.store.claims).
+            token = await take_fence(self._database, JOURNAL_FENCE, self.holder)
+            await self._lock.end_writers(self._check_timeout)
+        except BaseException:
+            await self._lock.release()
+            raise
+        self.token = token
         self.status, self.held_by = "held", None
         log.info("journal claim taken", extra={"token": self.token, "holder": self.holder})
         return True

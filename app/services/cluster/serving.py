@@ -47,6 +47,7 @@ async def hold_journal_claim(
     (alive, not ready, refusing orders) that takes over when the holder's session ends."""
     claim = JournalClaimService(database=database, holder=holder)
     orders.journal.add_transaction_hook(claim.guard)
+    orders.journal.add_session_hook(claim.writer_session)
     if await claim.try_take():
         await serve_books(orders, background)
         background.start("journal-claim", _keep_journal(claim, orders))
@@ -72,7 +73,7 @@ async def _keep_journal(claim: JournalClaimService, orders: OrderService) -> Non
         await claim.keep()
         orders.suspend(claim.waiting_for())
         # What is still queued was computed on books that may be stale: it fails on the
-        # fence now, rather than commit under the token taken next.
+        # claim's guard now, rather than commit under the token taken next.
         await orders.journal.flush()
         await _take_back(claim, orders)
         orders.journal.resume()

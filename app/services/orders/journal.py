@@ -30,7 +30,7 @@ from typing import Any
 from app.engine import TopOfBookChanged, Trade
 from app.errors import ServiceUnavailable
 from app.metrics import Metrics
-from app.store.commits import JournalConnection, JournalTransaction
+from app.store.commits import JournalConnection, JournalTransaction, SessionHook
 from app.store.database import Database
 from app.store.journal import BatchRow, HistoryRow, OrderRow, TradeRow, queue_rows
 
@@ -135,6 +135,11 @@ class JournalWriter:
     def add_transaction_hook(self, hook: TransactionHook) -> None:
         """Called inside each commit's transaction (e.g. the webhook outbox)."""
         self._hooks.append(hook)
+
+    def add_session_hook(self, hook: SessionHook) -> None:
+        """Run on each new database session of the journal, before its first group (the
+        journal claim's writer lock)."""
+        self.connection.add_session_hook(hook)
 
     def add_listener(self, listener: Listener) -> None:
         """Called after each commit with the committed units (ticks, order streams)."""

@@ -1,21 +1,27 @@
-"""The ``ROLE=all`` journal claim on PostgreSQL: one holder, a standby, and the fence that
-stops a holder whose session ended from committing after a successor took over."""
+"""The ``ROLE=all`` journal claim on PostgreSQL: one holder, a standby, and the writer's lock
+and token that stop a holder whose session ended from committing after a successor took
+over."""
 
 from __future__ import annotations
 
 import asyncio
 import signal
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import text
+from sqlalchemy import select, text
 
 from app.services.cluster.claim import JournalClaimService
+from app.store.claims import JOURNAL_LOCK_KEY
+from app.store.commits import JournalConnection
 from app.store.database import Database
 from app.store.fences import StaleFence
+from app.store.journal import batches, queue_rows
 from tests.conftest import REDIS_URL
+from tests.store.test_commits import batch_row
 from tests.support.servers import ServiceProcess
 from tests.support.trading import ADMIN, ADMIN_KEY, DESK_B, add_accounts, order
 
@@ -30,16 +36,58 @@ async def databases(pg_url: str) -> AsyncIterator[tuple[Database, Database]]:
         await second.dispose()
 
 
-async def end_lock_session(database: Database) -> None:
-    """What a network cut or a long pause does: the server ends the lock's session."""
+async def end_lock_session(database: Database, key: int | None = None) -> None:
+    """What a network cut or a long pause does: the server ends the lock's session (``key``:
+    the sessions holding that lock only; None: every advisory lock's)."""
+    only = "" if key is None else f" AND classid = {key >> 32} AND objid = {key & 0xFFFFFFFF}"
     async with database.engine.begin() as conn:
         await conn.execute(
             text(
                 "SELECT pg_terminate_backend(pid) FROM pg_locks "
                 "WHERE locktype = 'advisory' AND granted AND database = "
-                "(SELECT oid FROM pg_database WHERE datname = current_database())"
+                "(SELECT oid FROM pg_database WHERE datname = current_database())" + only
             )
         )
+
+
+@asynccontextmanager
+async def journal_of(
+    claim: JournalClaimService, database: Database
+) -> AsyncIterator[JournalConnection]:
+    """A journal connection that writes as ``claim``'s holder, as ``hold_journal_claim``
+    wires the writer's."""
+    connection = JournalConnection(database)
+    connection.add_session_hook(claim.writer_session)
+    try:
+        yield connection
+    finally:
+        await connection.close()
+
+
+async def commit_batch(connection: JournalConnection, batch_id: str) -> None:
+    tx = connection.transaction()
+    queue_rows(
+        tx,
+        order_rows=[],
+        trade_rows=[],
+        batch_rows=[batch_row(batch_id)],
+        new_order_ids=set(),
+        history_rows=[],
+    )
+    await connection.commit(tx)
+
+
+async def batch_ids(database: Database) -> set[str]:
+    async with database.engine.connect() as conn:
+        return set((await conn.scalars(select(batches.c.batch_id))).all())
+
+
+async def session_exists(database: Database, pid: int) -> bool:
+    async with database.engine.connect() as conn:
+        found = await conn.scalar(
+            text("SELECT count(*) FROM pg_stat_activity WHERE pid = :pid"), {"pid": pid}
+        )
+    return bool(found)
 
 
 class TestJournalClaimService:
@@ -76,21 +124,41 @@ class TestJournalClaimService:
         old = JournalClaimService(database=databases[0], holder="old")
         new = JournalClaimService(database=databases[1], holder="new")
         try:
-            assert await old.try_take()
-            async with databases[0].engine.begin() as conn:
-                await old.check(conn, [])
-            # A paused process: its session ends, but it has not noticed (status "held").
-            await end_lock_session(databases[1])
-            assert await new.try_take()
-            assert old.is_held()
-            with pytest.raises(StaleFence):
-                async with databases[0].engine.begin() as conn:
-                    await old.check(conn, [])
-            async with databases[1].engine.begin() as conn:
-                await new.check(conn, [])
+            async with journal_of(old, databases[0]) as late, journal_of(new, databases[1]) as nxt:
+                assert await old.try_take()
+                await commit_batch(late, "before")
+                writer = late.backend_pid
+                assert writer is not None
+                # A paused process: its claim's session ends, but it has not noticed (status
+                # "held") and its journal's session, holding the writer's lock, lives on.
+                await end_lock_session(databases[1], JOURNAL_LOCK_KEY)
+                assert await session_exists(databases[1], writer)
+                assert await new.try_take()
+                assert old.is_held()
+                assert not await session_exists(databases[1], writer)  # ended by the takeover
+                with pytest.raises(StaleFence):  # a new session reads the new token
+                    await commit_batch(late, "late")
+                await commit_batch(nxt, "after")
+            assert await batch_ids(databases[1]) == {"before", "after"}
         finally:
             await old.release()
             await new.release()
+
+    async def test_one_session_at_a_time_writes_the_journal(
+        self, databases: tuple[Database, Database]
+    ) -> None:
+        holder = JournalClaimService(database=databases[0], holder="a", check_timeout=0.3)
+        try:
+            assert await holder.try_take()
+            async with journal_of(holder, databases[0]) as first:
+                await commit_batch(first, "first")
+                async with journal_of(holder, databases[1]) as second:
+                    with pytest.raises(StaleFence):  # the first holds the writer's lock
+                        await commit_batch(second, "second")
+                await commit_batch(first, "first again")
+            assert await batch_ids(databases[0]) == {"first", "first again"}
+        finally:
+            await holder.release()
 
     async def test_a_standby_cannot_commit(self, databases: tuple[Database, Database]) -> None:
         holder = JournalClaimService(database=databases[0], holder="a")
@@ -98,9 +166,13 @@ class TestJournalClaimService:
         try:
             assert await holder.try_take()
             assert not await standby.try_take()
-            with pytest.raises(StaleFence):
-                async with databases[1].engine.begin() as conn:
-                    await standby.check(conn, [])
+            async with journal_of(standby, databases[1]) as journal:
+                with pytest.raises(StaleFence):
+                    await commit_batch(journal, "standby")
+                tx = journal.transaction()
+                with pytest.raises(StaleFence):  # the transaction hook refuses before sending
+                    standby.guard(tx, [])
+            assert await batch_ids(databases[0]) == set()
         finally:
             await holder.release()
             await standby.release()
@@ -198,8 +270,8 @@ class TestTwoAllProcessesOnOneDatabase:
                     )
                 )
                 database = Database.create(pg_url)
-                try:
-                    await end_lock_session(database)
+                try:  # the claim's session: the takeover ends the journal's
+                    await end_lock_session(database, JOURNAL_LOCK_KEY)
                 finally:
                     await database.dispose()
                 await wait_ready(client, second.url)
