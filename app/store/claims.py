@@ -185,9 +185,9 @@ class PostgresClaim:
             if self._conn is not None and self.held:
                 # If the session is gone, so is the lock.
                 with contextlib.suppress(Exception):
-                    await self._conn.execute(
-                        text("SELECT pg_advisory_unlock(:key)"), {"key": JOURNAL_LOCK_KEY}
-                    )
+                    # All of the session's: the claim's, and the writer's if ``end_writers``
+                    # was stopped while it held it (the connection goes back to the pool).
+                    await self._conn.execute(text("SELECT pg_advisory_unlock_all()"))
                     unlocked = True
         finally:  # also when cancelled (a stop's bound): the session must not keep the lock
             self.held = False
