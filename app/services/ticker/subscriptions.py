@@ -50,11 +50,14 @@ class SubscriptionService:
         self._registry = registry
         self._listeners: list[Listener] = []
         self.active: dict[int, Mode] = {}
+        self._changes = 0  # local changes installed so far (``reload``)
 
     def add_listener(self, listener: Listener) -> None:
         self._listeners.append(listener)
 
     def _install(self, active: dict[int, Mode], local: bool) -> None:
+        if local:
+            self._changes += 1
         if active == self.active:
             return
         self.active = active
@@ -62,7 +65,15 @@ class SubscriptionService:
             listener(local)
 
     async def reload(self) -> None:
-        rows = await self._store.active()
+        """Re-read the table. A read that a local change overtook (the change committed and
+        installed while the read was on its way, e.g. the reload of a Redis reconnect at
+        start-up racing the first ``POST /subscriptions``) may predate it: read again rather
+        than install it, or the change would be undone until the next reload."""
+        while True:
+            changes = self._changes
+            rows = await self._store.active()
+            if changes == self._changes:
+                break
         self._install({token: Mode(mode) for token, mode in rows.items()}, local=False)
 
     async def list(self, *, limit: int, cursor: str | None) -> dict[str, Any]:
