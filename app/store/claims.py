@@ -28,6 +28,7 @@ import fcntl
 import os
 import socket
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -157,16 +158,17 @@ class PostgresClaim:
         not within ``timeout``: a session of ours that cannot be ended)."""
         if self._conn is None or not self.held:
             raise RuntimeError("end_writers needs the claim held")
-        deadline = time.monotonic() + timeout
-        key = {"key": JOURNAL_WRITER_KEY}
-        while True:
-            await self._conn.execute(text(_END_WRITERS))
-            if await self._conn.scalar(text("SELECT pg_try_advisory_lock(:key)"), key):
-                await self._conn.execute(text("SELECT pg_advisory_unlock(:key)"), key)
-                return
-            if time.monotonic() >= deadline:
-                raise TimeoutError("the journal's writer session could not be ended")
-            await asyncio.sleep(_WAIT_STEP)
+        conn, key = self._conn, {"key": JOURNAL_WRITER_KEY}
+
+        async def ended() -> bool:
+            await conn.execute(text(_END_WRITERS))
+            if not await conn.scalar(text("SELECT pg_try_advisory_lock(:key)"), key):
+                return False
+            await conn.execute(text("SELECT pg_advisory_unlock(:key)"), key)
+            return True
+
+        if not await _within(timeout, ended):
+            raise TimeoutError("the journal's writer session could not be ended")
 
     async def alive(self, timeout: float) -> bool:
         """Whether the session holding the lock still answers (if it ended, so did the lock)."""
@@ -215,18 +217,28 @@ async def hold_journal_writer(
     writer's lock, waiting up to ``timeout`` for a session being ended to let it go, then
     require the journal claim's token to be ``token``; ``StaleFence`` otherwise. The lock
     stays with the session until it ends."""
-    deadline = time.monotonic() + timeout
-    while True:
+
+    async def locked() -> bool:
         cursor = await conn.execute("SELECT pg_try_advisory_lock(%s)", (JOURNAL_WRITER_KEY,))
         row = await cursor.fetchone()
-        if row is not None and row[0]:
-            break
-        if time.monotonic() >= deadline:
-            raise StaleFence("another session holds the journal writer's lock")
-        await asyncio.sleep(_WAIT_STEP)
+        return row is not None and bool(row[0])
+
+    if not await _within(timeout, locked):
+        raise StaleFence("another session holds the journal writer's lock")
     cursor = await conn.execute(
         "SELECT token FROM matcher_fences WHERE shard = %s", (JOURNAL_FENCE,)
     )
     row = await cursor.fetchone()
     if row is None or row[0] != token:
         raise StaleFence(f"journal claim: token {token} is no longer current")
+
+
+async def _within(timeout: float, attempt: Callable[[], Awaitable[bool]]) -> bool:
+    """Try ``attempt`` until it succeeds, every ``_WAIT_STEP`` seconds for up to ``timeout``
+    (a lock that a session being ended still holds); whether it did."""
+    deadline = time.monotonic() + timeout
+    while not await attempt():
+        if time.monotonic() >= deadline:
+            return False
+        await asyncio.sleep(_WAIT_STEP)
+    return True

@@ -34,9 +34,9 @@ commit, so ``require_one`` makes the statement fail the transaction itself when 
 change exactly one row; the failure surfaces as the caller's exception. A check that holds
 for a session's life is made once, when the session opens (``add_session_hook``: the journal
 claim's writer lock and token). After any failure the connection is closed; the next commit
-opens a new one. An idle connection that the server
-dropped is noticed (its socket turned readable) and replaced before a commit is sent, so a
-database restart between commits costs no order.
+opens a new one. An idle connection that the server dropped is noticed (its socket turned
+readable) and replaced before a commit is sent, so a database restart between commits costs
+no order.
 """
 
 from __future__ import annotations
